@@ -38,22 +38,40 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod id;
+pub mod local;
+pub mod plan;
 pub mod provider;
 pub mod release;
 pub mod resource;
 pub mod rollout;
 pub mod stack;
+pub mod state;
+pub mod testing;
 pub mod value;
 
 pub use error::{Error, Problem, Result};
 pub use graph::DeploymentGraph;
+pub use plan::Plan;
 pub use release::Release;
 pub use resource::{Outputs, Resource};
 pub use stack::Stack;
 pub use value::{Secret, Value};
+
+/// Plans `stack` against `state`: what applying it would do, and why.
+///
+/// Uses the default [`plan::Options`] plus the built-in image catalog to name images.
+///
+/// # Errors
+/// The stack's graph cannot be built (invalid inputs, dangling references, cycles), or the
+/// plan would destroy a protected resource.
+pub fn plan<S: Stack>(stack: &S, state: &state::State) -> Result<Plan> {
+    plan::plan_graph(&stack.graph()?, state, &plan::Options::new().images(release::builtin_images()))
+}
 
 /// `#[derive(Resource)]`: a struct that describes one resource kind. See the book's
 /// "Resources" chapter for every attribute.

@@ -6,13 +6,13 @@
 //! outputs are a struct with `#[derive(Outputs)]`, which generates the typed handle that
 //! `Stack::refs()` hands out (`r.vpc.id()`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Problem;
 use crate::value::RefTarget;
 
 /// What happens when an input field changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Update {

@@ -6,6 +6,10 @@
 
 pub mod autoscaling;
 pub mod ec2;
+#[cfg(feature = "aws")]
+pub mod provider;
+#[cfg(feature = "aws")]
+pub mod s3_state;
 
 use std::collections::BTreeMap;
 

@@ -161,6 +161,15 @@ pub enum Category {
     Launch,
 }
 
+/// A token bucket: `capacity` calls at once, refilled at `refill_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// The bucket's size (the burst).
+    pub capacity: u32,
+    /// Tokens added per second.
+    pub refill_per_second: f64,
+}
+
 /// A cloud. Implemented by the `local` target and, with the `aws` feature, by the AWS one.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -199,6 +208,19 @@ pub trait Provider: Send + Sync {
     /// Terminates instances of a group, lowering its desired capacity by as many when
     /// `decrement` is true (else the group launches replacements).
     async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> Result<()>;
+
+    /// The images this cloud offers, for stacks to pick by version (`release.image(...)`).
+    /// The default offers none.
+    async fn images(&self) -> Result<Vec<crate::release::ImageRecord>> {
+        Ok(Vec::new())
+    }
+
+    /// The token bucket AWS applies to a category of calls, which the engine's rate limiter
+    /// mirrors; `None` (the default) for no limit.
+    fn rate_limit(&self, category: Category) -> Option<RateLimit> {
+        let _ = category;
+        None
+    }
 
     /// The API category of each call, for the engine's rate limiter.
     fn category(&self, call: &str) -> Category {

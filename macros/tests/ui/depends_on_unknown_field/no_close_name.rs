@@ -1,0 +1,11 @@
+use graven::aws::ec2::{Subnet, Vpc};
+use graven::prelude::*;
+
+#[derive(Stack)]
+struct Network {
+    vpc: Vpc,
+    #[graven(depends_on(database))]
+    subnet: Subnet,
+}
+
+fn main() {}

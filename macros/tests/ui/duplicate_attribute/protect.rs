@@ -1,0 +1,11 @@
+use graven::aws::ec2::Vpc;
+use graven::prelude::*;
+
+#[derive(Stack)]
+struct Network {
+    #[graven(protect)]
+    #[graven(protect)]
+    vpc: Vpc,
+}
+
+fn main() {}

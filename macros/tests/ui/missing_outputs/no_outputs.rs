@@ -1,0 +1,17 @@
+use graven::aws::ec2::Vpc;
+use graven::prelude::*;
+
+#[derive(Resource)]
+#[graven(kind = "dns:Record")]
+struct Record {
+    name: String,
+}
+
+// The stack still compiles around the broken kind: one error, not a cascade.
+#[derive(Stack)]
+struct Site {
+    vpc: Vpc,
+    record: Record,
+}
+
+fn main() {}

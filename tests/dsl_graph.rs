@@ -1,0 +1,1 @@
+//! The deployment graph of stacks: order, nesting, collections, optional fields, cycles.

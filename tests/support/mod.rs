@@ -1,0 +1,4 @@
+//! Harness code shared by the test modules.
+
+#[cfg(feature = "aws")]
+pub mod moto;

@@ -1,0 +1,180 @@
+//! moto_server for the `aws_` tests.
+//!
+//! `GRAVEN_MOTO_ENDPOINT` (set by `scripts/moto.sh start`) points the tests at a running
+//! server. Without it, the first test that needs moto starts `moto_server -H 127.0.0.1 -p
+//! <free port>` for the whole test binary (installing `moto[server]==5.2.1` with pip if
+//! `moto_server` is missing), through a small Python wrapper that stops moto when its standard
+//! input closes. The binary holds that pipe in a static, so moto goes when the test process
+//! exits, however it exits (a panic, an abort, a kill).
+//!
+//! Isolation: every test takes its own region ([`region`]), and moto keeps regions apart, so
+//! tests run in parallel without resetting the server.
+
+#![allow(dead_code)] // each test module uses part of the harness
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use graven::aws::provider::{AwsProvider, Config};
+
+/// The moto version the tests are written against.
+pub const MOTO_VERSION: &str = "5.2.1";
+
+/// Stops moto when the test binary's end closes this pipe.
+const WRAPPER: &str = r#"
+import subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    sys.stdin.read()
+finally:
+    p.terminate()
+    try:
+        p.wait(5)
+    except Exception:
+        p.kill()
+"#;
+
+/// The wrapper process and the pipe that keeps moto alive.
+static SERVER: OnceLock<Mutex<Option<(Child, ChildStdin)>>> = OnceLock::new();
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free local port")
+}
+
+fn has_moto_server() -> bool {
+    Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn install_moto() {
+    let spec = format!("moto[server]=={MOTO_VERSION}");
+    let status = Command::new("python3").args(["-m", "pip", "install", "--quiet", &spec]).status().expect("python3 runs");
+    assert!(status.success(), "could not install {spec} with pip");
+}
+
+/// One HTTP request to moto; the status code and body.
+fn http(endpoint: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+fn wait_until_up(endpoint: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if http(endpoint, "GET", "/moto-api/data.json").is_ok_and(|(s, _)| s == 200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server at {endpoint} did not answer within 60 s");
+}
+
+fn start() -> String {
+    if !has_moto_server() {
+        install_moto();
+    }
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .args(["-c", WRAPPER, "moto_server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 starts moto_server");
+    let stdin = child.stdin.take().expect("the wrapper's stdin");
+    SERVER.get_or_init(|| Mutex::new(Some((child, stdin))));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_until_up(&endpoint);
+    endpoint
+}
+
+/// moto's endpoint (`http://127.0.0.1:PORT`), starting moto on first use.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| match std::env::var("GRAVEN_MOTO_ENDPOINT") {
+        Ok(e) if !e.is_empty() => {
+            wait_until_up(&e);
+            e
+        }
+        _ => start(),
+    })
+}
+
+/// Forgets everything moto holds, in every region (`POST /moto-api/reset`). Only for tests
+/// that run alone: the others use their own region.
+pub fn reset() {
+    let (status, body) = http(endpoint(), "POST", "/moto-api/reset").expect("moto answers");
+    assert_eq!(status, 200, "reset: {body}");
+}
+
+const REGIONS: &[&str] = &[
+    "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
+    "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ca-central-1",
+    "sa-east-1", "ap-northeast-3", "eu-south-1", "af-south-1", "me-south-1", "ap-east-1",
+];
+static NEXT_REGION: AtomicUsize = AtomicUsize::new(0);
+
+/// A region no other test of this binary uses, so each test sees an empty cloud.
+pub fn region() -> &'static str {
+    let i = NEXT_REGION.fetch_add(1, Ordering::SeqCst);
+    REGIONS.get(i).copied().unwrap_or_else(|| panic!("more than {} aws tests: add regions to the list", REGIONS.len()))
+}
+
+/// The provider's configuration for moto in `region`: dummy credentials, fast polling.
+pub fn config(region: &str) -> Config {
+    Config::default()
+        .region(region)
+        .endpoint_url(endpoint())
+        .static_credentials("testing", "testing")
+        .poll_interval(Duration::from_millis(50))
+        .wait_timeout(Duration::from_secs(30))
+}
+
+/// A provider on moto in `region`.
+pub async fn provider(region: &str) -> AwsProvider {
+    AwsProvider::new(&config(region)).await.expect("a provider")
+}
+
+/// The SDK's configuration for moto in `region`, for tests that check with the SDK directly.
+pub async fn sdk(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}
+
+/// An EC2 client on moto.
+pub async fn ec2(region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk(region).await)
+}
+
+/// An Auto Scaling client on moto.
+pub async fn autoscaling(region: &str) -> aws_sdk_autoscaling::Client {
+    aws_sdk_autoscaling::Client::new(&sdk(region).await)
+}
+
+/// An S3 client on moto (path-style addressing).
+pub async fn s3(region: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(&sdk(region).await).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// An image moto offers in `region` (moto ships Amazon's public images).
+pub async fn some_image(region: &str) -> String {
+    let out = ec2(region).await.describe_images().owners("amazon").send().await.expect("DescribeImages");
+    let mut ids: Vec<String> = out.images().iter().filter_map(|i| i.image_id().map(str::to_owned)).collect();
+    ids.sort();
+    ids.into_iter().next().expect("moto ships images")
+}
