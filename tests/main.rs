@@ -5,3 +5,13 @@
 
 mod dsl_graph;
 mod plan_snapshots;
+mod support;
+
+#[cfg(feature = "aws")]
+mod aws_apply;
+#[cfg(feature = "aws")]
+mod aws_fleet;
+#[cfg(feature = "aws")]
+mod aws_provider;
+#[cfg(feature = "aws")]
+mod aws_state;

@@ -77,6 +77,22 @@ impl Attrs {
     }
 }
 
+/// Where each attribute belongs, to say so when one is given in the wrong place.
+const ELSEWHERE: &[(&str, &str)] = &[
+    ("kind", "a `#[derive(Resource)]` struct"),
+    ("outputs", "a `#[derive(Resource)]` struct"),
+    ("validate", "a `#[derive(Resource)]` struct"),
+    ("update", "a field of a `#[derive(Resource)]` struct"),
+    ("roll", "a field of a `#[derive(Resource)]` struct"),
+    ("secret", "a field of a `#[derive(Resource)]` struct"),
+    ("handle", "a `#[derive(Outputs)]` struct"),
+    ("changes_on_update", "a field of a `#[derive(Outputs)]` struct"),
+    ("name", "a `#[derive(Stack)]` struct"),
+    ("depends_on", "a field of a `#[derive(Stack)]` struct"),
+    ("protect", "a field of a `#[derive(Stack)]` struct"),
+    ("destroy_before_create", "a field of a `#[derive(Stack)]` struct"),
+];
+
 /// Parses every `#[graven(...)]` in `attrs`; `place` names where they are ("a stack field").
 pub(crate) fn parse(cx: &mut Ctxt, attrs: &[Attribute], specs: &[Spec], place: &str) -> Attrs {
     let mut out = Attrs::default();
@@ -88,13 +104,18 @@ pub(crate) fn parse(cx: &mut Ctxt, attrs: &[Attribute], specs: &[Spec], place: &
             let name = ident.to_string();
             let Some(spec) = specs.iter().find(|s| s.name == name) else {
                 let known = list(specs.iter().map(|s| s.name));
-                let hint = suggest(&name, specs.iter().map(|s| s.name))
-                    .map(|s| format!("did you mean `{s}`? "))
-                    .unwrap_or_default();
-                cx.error_spanned_by(
-                    ident,
-                    format!("unknown attribute `{name}` on {place}; {hint}attributes here are {known}"),
-                );
+                let hint = match ELSEWHERE.iter().find(|(n, _)| *n == name) {
+                    Some((_, there)) => format!("`{name}` goes on {there}; "),
+                    None => suggest(&name, specs.iter().map(|s| s.name))
+                        .map(|s| format!("did you mean `{s}`? "))
+                        .unwrap_or_default(),
+                };
+                let message = if specs.is_empty() {
+                    format!("unknown attribute `{name}` on {place}; {hint}{place} takes no attributes")
+                } else {
+                    format!("unknown attribute `{name}` on {place}; {hint}attributes here are {known}")
+                };
+                cx.error_spanned_by(ident, message);
                 // Skip whatever value follows so the rest of the list still parses.
                 if meta.input.peek(syn::Token![=]) {
                     let _: syn::Expr = meta.value()?.parse()?;
@@ -113,23 +134,45 @@ pub(crate) fn parse(cx: &mut Ctxt, attrs: &[Attribute], specs: &[Spec], place: &
                     }
                     Value::Flag
                 }
-                Shape::Str => Value::Str(meta.value()?.parse::<LitStr>().map_err(|_| {
-                    meta.error(format!("`{name}` takes a string: `{name} = \"...\"`"))
-                })?),
-                Shape::Path => Value::Path(meta.value()?.parse::<syn::Path>().map_err(|_| {
-                    meta.error(format!("`{name}` takes a path: `{name} = SomeType`"))
-                })?),
+                Shape::Str => {
+                    let value = meta.value().map_err(|e| {
+                        syn::Error::new(e.span(), format!("`{name}` takes a string: write `{name} = \"...\"`"))
+                    })?;
+                    Value::Str(value.parse::<LitStr>().map_err(|e| {
+                        syn::Error::new(e.span(), format!("`{name}` takes a string: write `{name} = \"...\"`"))
+                    })?)
+                }
+                Shape::Path => {
+                    let value = meta.value().map_err(|e| {
+                        syn::Error::new(e.span(), format!("`{name}` takes a type: write `{name} = SomeType`"))
+                    })?;
+                    Value::Path(value.parse::<syn::Path>().map_err(|e| {
+                        syn::Error::new(e.span(), format!("`{name}` takes a type: write `{name} = SomeType`"))
+                    })?)
+                }
                 Shape::Idents => {
+                    if !meta.input.peek(syn::token::Paren) {
+                        return Err(syn::Error::new(
+                            ident.span(),
+                            format!("`{name}` takes a list of field names: write `{name}(field, other_field)`"),
+                        ));
+                    }
                     let mut idents = Vec::new();
                     meta.parse_nested_meta(|m| {
                         match m.path.get_ident() {
-                            Some(i) => idents.push(i.clone()),
-                            None => return Err(m.error("expected a field name")),
+                            Some(i) if m.input.is_empty() || m.input.peek(syn::Token![,]) => {
+                                idents.push(i.clone());
+                            }
+                            _ => {
+                                return Err(syn::Error::new_spanned(
+                                    &m.path,
+                                    format!(
+                                        "`{name}` takes field names of this stack: write `{name}(field, other_field)`"
+                                    ),
+                                ));
+                            }
                         }
                         Ok(())
-                    })
-                    .map_err(|e| {
-                        syn::Error::new(e.span(), format!("{e}; write `{name}(field, other_field)`"))
                     })?;
                     Value::Idents(idents)
                 }

@@ -75,7 +75,8 @@ fn visit(
         let Some(&m) = index.get(t.as_str()) else { continue };
         if state[m] == 1 {
             let at = stack.iter().position(|&s| s == m).unwrap_or(0);
-            let mut path: Vec<&str> = stack[at..].iter().map(|&s| c.fields[s].name.as_str()).collect();
+            let mut path: Vec<&str> =
+                stack[at..].iter().map(|&s| c.fields[s].name.as_str()).collect();
             path.push(&c.fields[m].name);
             let span = c.fields[n]
                 .attrs

@@ -43,6 +43,7 @@
 mod attr;
 mod check;
 mod ctxt;
+mod dummies;
 mod expand;
 mod model;
 

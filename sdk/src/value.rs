@@ -2,9 +2,11 @@
 //!
 //! A [`Value<T>`] is what a resource's input field holds. A reference is typed by the output it
 //! reads: `r.vpc.id()` is a `Value<VpcId>`, so it fits a field that wants a VPC id and nothing
-//! else. Serialized, a reference stays symbolic (`{"$ref": {"resource": "vpc", "output": "id"}}`)
-//! until the engine resolves it at apply time; a secret is `{"$secret": "name"}` and its value is
-//! never serialized at all.
+//! else. Serialized, a reference stays symbolic (`{"$ref": ["vpc", "id"]}`: the logical id and
+//! the output) until the engine resolves it at apply time; a secret is `{"$secret": "name"}` and
+//! its value is never serialized at all.
+//!
+//! The serialized reference is `{"$ref": ["vpc", "id"]}`: the logical id, then the output.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -182,21 +184,12 @@ impl<T: Serialize> Serialize for Value<T> {
             Value::Literal(v) => v.serialize(s),
             Value::Ref(r) => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry(
-                    REF_KEY,
-                    &RefRepr { resource: &r.resource, output: r.output },
-                )?;
+                m.serialize_entry(REF_KEY, &[&*r.resource, r.output])?;
                 m.end()
             }
             Value::Secret(secret) => secret.serialize(s),
         }
     }
-}
-
-#[derive(Serialize)]
-struct RefRepr<'a> {
-    resource: &'a str,
-    output: &'a str,
 }
 
 /// Reads a serialized reference back: `Some((resource, output))` when `v` is one.
@@ -205,8 +198,10 @@ pub fn as_reference(v: &serde_json::Value) -> Option<(&str, &str)> {
     if obj.len() != 1 {
         return None;
     }
-    let r = obj.get(REF_KEY)?.as_object()?;
-    Some((r.get("resource")?.as_str()?, r.get("output")?.as_str()?))
+    match obj.get(REF_KEY)?.as_array()?.as_slice() {
+        [resource, output] => Some((resource.as_str()?, output.as_str()?)),
+        _ => None,
+    }
 }
 
 /// Reads a serialized secret back: `Some(name)` when `v` is one.
@@ -220,7 +215,7 @@ pub fn as_secret(v: &serde_json::Value) -> Option<&str> {
 
 /// Builds the serialized form of a reference (the form [`as_reference`] reads).
 pub fn reference_json(resource: &str, output: &str) -> serde_json::Value {
-    serde_json::json!({ REF_KEY: { "resource": resource, "output": output } })
+    serde_json::json!({ REF_KEY: [resource, output] })
 }
 
 /// Walks the references held by a value. `#[derive(Resource)]` calls it on every input field.

@@ -43,16 +43,27 @@ static SERVER: OnceLock<Mutex<Option<(Child, ChildStdin)>>> = OnceLock::new();
 static ENDPOINT: OnceLock<String> = OnceLock::new();
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free local port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
 }
 
 fn has_moto_server() -> bool {
-    Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("moto_server")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn install_moto() {
     let spec = format!("moto[server]=={MOTO_VERSION}");
-    let status = Command::new("python3").args(["-m", "pip", "install", "--quiet", &spec]).status().expect("python3 runs");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", &spec])
+        .status()
+        .expect("python3 runs");
     assert!(status.success(), "could not install {spec} with pip");
 }
 
@@ -61,11 +72,21 @@ fn http(endpoint: &str, method: &str, path: &str) -> std::io::Result<(u16, Strin
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut s = TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -86,7 +107,15 @@ fn start() -> String {
     }
     let port = free_port();
     let mut child = Command::new("python3")
-        .args(["-c", WRAPPER, "moto_server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-c",
+            WRAPPER,
+            "moto_server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -118,16 +147,38 @@ pub fn reset() {
 }
 
 const REGIONS: &[&str] = &[
-    "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
-    "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ca-central-1",
-    "sa-east-1", "ap-northeast-3", "eu-south-1", "af-south-1", "me-south-1", "ap-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "sa-east-1",
+    "ap-northeast-3",
+    "eu-south-1",
+    "af-south-1",
+    "me-south-1",
+    "ap-east-1",
 ];
 static NEXT_REGION: AtomicUsize = AtomicUsize::new(0);
 
 /// A region no other test of this binary uses, so each test sees an empty cloud.
 pub fn region() -> &'static str {
     let i = NEXT_REGION.fetch_add(1, Ordering::SeqCst);
-    REGIONS.get(i).copied().unwrap_or_else(|| panic!("more than {} aws tests: add regions to the list", REGIONS.len()))
+    REGIONS.get(i).copied().unwrap_or_else(|| {
+        panic!(
+            "more than {} aws tests: add regions to the list",
+            REGIONS.len()
+        )
+    })
 }
 
 /// The provider's configuration for moto in `region`: dummy credentials, fast polling.
@@ -150,7 +201,9 @@ pub async fn sdk(region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint())
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
         .load()
         .await
 }
@@ -167,14 +220,34 @@ pub async fn autoscaling(region: &str) -> aws_sdk_autoscaling::Client {
 
 /// An S3 client on moto (path-style addressing).
 pub async fn s3(region: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk(region).await).force_path_style(true).build();
+    let conf = aws_sdk_s3::config::Builder::from(&sdk(region).await)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// An image moto offers in `region` (moto ships Amazon's public images).
 pub async fn some_image(region: &str) -> String {
-    let out = ec2(region).await.describe_images().owners("amazon").send().await.expect("DescribeImages");
-    let mut ids: Vec<String> = out.images().iter().filter_map(|i| i.image_id().map(str::to_owned)).collect();
+    let out = ec2(region)
+        .await
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("DescribeImages");
+    let mut ids: Vec<String> = out
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id().map(str::to_owned))
+        .collect();
     ids.sort();
     ids.into_iter().next().expect("moto ships images")
+}
+
+/// The availability zones moto knows in `region`, sorted.
+pub async fn zones(region: &str) -> Vec<String> {
+    let out = ec2(region).await.describe_availability_zones().send().await.expect("DescribeAvailabilityZones");
+    let mut zones: Vec<String> = out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_owned)).collect();
+    zones.sort();
+    zones
 }

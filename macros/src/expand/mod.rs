@@ -22,7 +22,9 @@ pub(crate) fn snake_case(s: &str) -> String {
 }
 
 /// Parses the derive input, or returns the parse error as tokens.
-pub(crate) fn parse(input: proc_macro2::TokenStream) -> Result<syn::DeriveInput, proc_macro2::TokenStream> {
+pub(crate) fn parse(
+    input: proc_macro2::TokenStream,
+) -> Result<syn::DeriveInput, proc_macro2::TokenStream> {
     syn::parse2(input).map_err(|e| e.to_compile_error())
 }
 

@@ -7,10 +7,8 @@ use crate::attr::{Shape, Spec};
 use crate::ctxt::Ctxt;
 use crate::model;
 
-const CONTAINER: &[Spec] = &[
-    Spec { name: "handle", shape: Shape::Path },
-    Spec { name: "crate", shape: Shape::Str },
-];
+const CONTAINER: &[Spec] =
+    &[Spec { name: "handle", shape: Shape::Path }, Spec { name: "crate", shape: Shape::Str }];
 
 const FIELD: &[Spec] = &[Spec { name: "changes_on_update", shape: Shape::Flag }];
 
@@ -21,10 +19,12 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         Err(e) => return e,
     };
     let mut cx = Ctxt::default();
-    let Some(c) = model::from_ast(&mut cx, &input, "Outputs", CONTAINER, FIELD, "an output field")
-    else {
-        return cx.finish();
-    };
+    let c = model::from_ast(&mut cx, &input, "Outputs", CONTAINER, FIELD, "an output field");
+    if !c.complete {
+        let dummy = crate::dummies::outputs(&c);
+        let errors = cx.finish();
+        return quote!(#errors #dummy);
+    }
     let krate = &c.krate;
     let p = quote!(#krate::__private);
     let ident = c.ident;

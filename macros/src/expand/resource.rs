@@ -29,10 +29,7 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         Err(e) => return e,
     };
     let mut cx = Ctxt::default();
-    let Some(c) = model::from_ast(&mut cx, &input, "Resource", CONTAINER, FIELD, "a resource field")
-    else {
-        return cx.finish();
-    };
+    let c = model::from_ast(&mut cx, &input, "Resource", CONTAINER, FIELD, "a resource field");
     for f in &c.fields {
         if f.attrs.flag("update") && f.attrs.flag("roll") {
             if let Some(span) = f.attrs.span("roll") {
@@ -43,12 +40,22 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
             }
         }
     }
-    let Some(outputs) = c.attrs.path("outputs").cloned() else {
+    let outputs = c.attrs.path("outputs").cloned();
+    if outputs.is_none() && c.complete {
         cx.error_spanned_by(
             c.ident,
-            "missing `#[graven(outputs = ...)]`: name the struct (with `#[derive(Outputs)]`) that holds this kind's outputs",
+            format!(
+                "missing `#[graven(outputs = ...)]` on resource kind `{}`; add it, naming the struct \
+                 (with `#[derive(Outputs)]`) that holds the kind's outputs, e.g. \
+                 `#[graven(outputs = {}Outputs)]`",
+                c.ident, c.ident
+            ),
         );
-        return cx.finish();
+    }
+    let Some(outputs) = outputs.filter(|_| c.complete) else {
+        let dummy = crate::dummies::member(&c);
+        let errors = cx.finish();
+        return quote!(#errors #dummy);
     };
     let krate = &c.krate;
     let ident = c.ident;
@@ -67,24 +74,32 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         let secret = f.attrs.flag("secret");
         quote!(#p::Field { name: #name, update: #update, secret: #secret })
     });
+    // Per-field code is spanned on the field's type, so a type that cannot be an input (no
+    // `Serialize`, no `Refs`, or not a `Secret` in a secret field) is reported on that type.
+    let secrets = c.fields.iter().filter(|f| f.attrs.flag("secret")).map(|f| {
+        let ty = f.ty;
+        quote_spanned!(ty.span()=> #p::assert_secret::<#ty>;)
+    });
     let inserts = c.fields.iter().map(|f| {
-        let (name, id) = (&f.name, f.ident);
-        let assert = if f.attrs.flag("secret") {
-            let ty = f.ty;
-            quote_spanned!(ty.span()=> #p::assert_secret(&self.#id);)
-        } else {
-            quote!()
-        };
-        quote!(#assert map.insert(::std::string::String::from(#name), #p::input(&self.#id)?);)
+        let (name, ty, id) = (&f.name, f.ty, respan(f.ident, f.ty));
+        quote_spanned! {ty.span()=>
+            map.insert(::std::string::String::from(#name), #p::input::<#ty>(&self.#id)?);
+        }
     });
     let visits = c.fields.iter().map(|f| {
-        let id = f.ident;
-        quote!(#p::Refs::visit_refs(&self.#id, f);)
+        let (ty, id) = (f.ty, respan(f.ident, f.ty));
+        quote_spanned!(ty.span()=> __visit_refs::<#ty>(&self.#id, f);)
     });
     let validate = match c.attrs.path("validate") {
         Some(path) => quote!(#path(self)),
         None => quote!(::std::vec::Vec::new()),
     };
+    // Spanned on the `outputs = ...` type, so a struct without `#[derive(Outputs)]` is
+    // reported there.
+    let outputs_span = outputs.span();
+    let outputs_fields = quote_spanned!(outputs_span=> <#outputs as #p::Outputs>::FIELDS);
+    let outputs_handle = quote_spanned!(outputs_span=> <#outputs as #p::Outputs>::Handle);
+    let outputs_handle_fn = quote_spanned!(outputs_span=> <#outputs as #p::Outputs>::handle);
     let errors = cx.finish();
 
     quote! {
@@ -99,18 +114,32 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
                     static SCHEMA: #p::Schema = #p::Schema {
                         kind: #kind,
                         fields: &[#(#schema_fields),*],
-                        outputs: <#outputs as #p::Outputs>::FIELDS,
+                        outputs: #outputs_fields,
                     };
                     &SCHEMA
                 }
 
                 fn inputs(&self) -> #p::serde_json::Result<#p::serde_json::Map<::std::string::String, #p::serde_json::Value>> {
+                    #(let _ = #secrets)*
                     let mut map = #p::serde_json::Map::new();
                     #(#inserts)*
                     ::std::result::Result::Ok(map)
                 }
 
                 fn visit_refs(&self, f: &mut dyn ::std::ops::FnMut(#p::RefTarget<'_>)) {
+                    #[diagnostic::on_unimplemented(
+                        message = "`{Self}` cannot be the type of a resource input: it does not implement `graven::value::Refs`",
+                        label = "the type of this input",
+                        note = "implement `graven::value::Refs` for `{Self}`: with an empty `visit_refs` when it holds no reference, else calling `visit_refs` on each `Value` it holds"
+                    )]
+                    trait __Input: #p::Refs {}
+                    impl<T: ?::core::marker::Sized + #p::Refs> __Input for T {}
+                    fn __visit_refs<T: ?::core::marker::Sized + __Input>(
+                        value: &T,
+                        f: &mut dyn ::std::ops::FnMut(#p::RefTarget<'_>),
+                    ) {
+                        #p::Refs::visit_refs(value, f);
+                    }
                     #(#visits)*
                 }
 
@@ -121,10 +150,10 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
 
             #[automatically_derived]
             impl #p::Member for #ident {
-                type Refs = <#outputs as #p::Outputs>::Handle;
+                type Refs = #outputs_handle;
 
-                fn refs_at(path: #p::Arc<str>) -> Self::Refs {
-                    <#outputs as #p::Outputs>::handle(path)
+                fn refs_at(path: #p::Arc<str>) -> #outputs_handle {
+                    #outputs_handle_fn(path)
                 }
 
                 fn add_to(
@@ -139,6 +168,11 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
             }
         };
     }
+}
+
+/// `ident` with the span of `ty`.
+fn respan(ident: &syn::Ident, ty: &syn::Type) -> syn::Ident {
+    syn::Ident::new(&ident.to_string(), ty.span())
 }
 
 #[cfg(test)]

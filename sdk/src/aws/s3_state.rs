@@ -90,8 +90,13 @@ pub struct S3Store {
 
 /// `s3://bucket/prefix` as bucket and prefix (without slashes at either end).
 fn parse_url(url: &str) -> Result<(String, String)> {
-    let bad = |why: &str| Error::State { path: PathBuf::from(url), message: format!("not an S3 state location ({why}); write `s3://bucket/prefix`") };
-    let rest = url.strip_prefix("s3://").ok_or_else(|| bad("it does not start with `s3://`"))?;
+    let bad = |why: &str| Error::State {
+        path: PathBuf::from(url),
+        message: format!("not an S3 state location ({why}); write `s3://bucket/prefix`"),
+    };
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| bad("it does not start with `s3://`"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
         return Err(bad("the bucket is missing"));
@@ -101,7 +106,10 @@ fn parse_url(url: &str) -> Result<(String, String)> {
 
 /// Whether an S3 error code says a conditional write lost.
 fn is_precondition(code: &str) -> bool {
-    code == "PreconditionFailed" || code == "ConditionalRequestConflict" || code == "412" || code == "409"
+    code == "PreconditionFailed"
+        || code == "ConditionalRequestConflict"
+        || code == "412"
+        || code == "409"
 }
 
 impl S3Store {
@@ -124,10 +132,13 @@ impl S3Store {
         let sdk = config.load().await?;
         // An emulator (any endpoint override) serves buckets by path, not by host name, and
         // may not know the SDK's default request checksums.
-        let emulated = sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let emulated =
+            sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
         let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
         if emulated {
-            s3 = s3.force_path_style(true).request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
+            s3 = s3.force_path_style(true).request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            );
         }
         Ok(S3Store {
             client: aws_sdk_s3::Client::from_conf(s3.build()),
@@ -153,7 +164,11 @@ impl S3Store {
 
     /// The key of `name` under the prefix.
     fn key(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_owned() } else { format!("{}/{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", self.prefix)
+        }
     }
 
     fn url(&self, name: &str) -> PathBuf {
@@ -177,26 +192,48 @@ impl S3Store {
     }
 
     fn check_stack(&self, stack: &str) -> Result<()> {
-        let ok = !stack.is_empty() && stack.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !stack.starts_with('.');
+        let ok = !stack.is_empty()
+            && stack
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !stack.starts_with('.');
         if ok {
             Ok(())
         } else {
-            Err(Error::State { path: self.url(&Self::state_name(stack)), message: format!("`{stack}` is not a stack name; use letters, digits and `-_.`") })
+            Err(Error::State {
+                path: self.url(&Self::state_name(stack)),
+                message: format!("`{stack}` is not a stack name; use letters, digits and `-_.`"),
+            })
         }
     }
 
     /// An S3 error as [`Error::State`].
-    fn s3_error<E>(&self, call: &str, name: &str, err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Error
+    fn s3_error<E>(
+        &self,
+        call: &str,
+        name: &str,
+        err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Error
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         let (_, code, message) = failure(err);
-        Error::State { path: self.url(name), message: format!("{call} failed: {code}: {message}") }
+        Error::State {
+            path: self.url(name),
+            message: format!("{call} failed: {code}: {message}"),
+        }
     }
 
     /// Reads an object: its bytes and ETag, or `None` if there is none.
     async fn get(&self, name: &str) -> Result<Option<(Vec<u8>, String)>> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
                 let (_, code, _) = failure(&e);
@@ -211,7 +248,10 @@ impl S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| Error::State { path: self.url(name), message: format!("GetObject failed while reading the body: {e}") })?
+            .map_err(|e| Error::State {
+                path: self.url(name),
+                message: format!("GetObject failed while reading the body: {e}"),
+            })?
             .into_bytes()
             .to_vec();
         Ok(Some((bytes, etag)))
@@ -219,8 +259,19 @@ impl S3Store {
 
     /// Writes an object under a condition: `If-Match: etag`, or `If-None-Match: *` when `etag`
     /// is `None`. `Ok(None)` when the condition failed; else the new ETag.
-    async fn put_if(&self, name: &str, bytes: Vec<u8>, etag: Option<&str>) -> Result<Option<String>> {
-        let mut request = self.client.put_object().bucket(&self.bucket).key(self.key(name)).content_type("application/json").body(ByteStream::from(bytes));
+    async fn put_if(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        etag: Option<&str>,
+    ) -> Result<Option<String>> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .content_type("application/json")
+            .body(ByteStream::from(bytes));
         request = match etag {
             Some(e) => request.if_match(e),
             None => request.if_none_match("*"),
@@ -229,7 +280,11 @@ impl S3Store {
             Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_owned())),
             Err(e) => {
                 let (_, code, _) = failure(&e);
-                if is_precondition(&code) || code == "HTTP 412" || code == "HTTP 409" || (etag.is_some() && (code == "NoSuchKey" || code == "HTTP 404")) {
+                if is_precondition(&code)
+                    || code == "HTTP 412"
+                    || code == "HTTP 409"
+                    || (etag.is_some() && (code == "NoSuchKey" || code == "HTTP 404"))
+                {
                     Ok(None)
                 } else {
                     Err(self.s3_error("PutObject", name, &e))
@@ -239,17 +294,36 @@ impl S3Store {
     }
 
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
-        let request = self.client.put_object().bucket(&self.bucket).key(self.key(name)).content_type("application/json").body(ByteStream::from(bytes));
-        request.send().await.map(drop).map_err(|e| self.s3_error("PutObject", name, &e))
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .content_type("application/json")
+            .body(ByteStream::from(bytes));
+        request
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.s3_error("PutObject", name, &e))
     }
 
     async fn delete_object(&self, name: &str, etag: Option<&str>) -> Result<bool> {
-        let request = self.client.delete_object().bucket(&self.bucket).key(self.key(name)).set_if_match(etag.map(str::to_owned));
+        let request = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .set_if_match(etag.map(str::to_owned));
         match request.send().await {
             Ok(_) => Ok(true),
             Err(e) => {
                 let (_, code, _) = failure(&e);
-                if is_precondition(&code) || code == "HTTP 412" || code == "NoSuchKey" || code == "HTTP 404" {
+                if is_precondition(&code)
+                    || code == "HTTP 412"
+                    || code == "NoSuchKey"
+                    || code == "HTTP 404"
+                {
                     Ok(false)
                 } else {
                     Err(self.s3_error("DeleteObject", name, &e))
@@ -260,7 +334,9 @@ impl S3Store {
 
     async fn read_lock(&self, stack: &str) -> Result<Option<(LockObject, String)>> {
         let name = Self::lock_name(stack);
-        let Some((bytes, etag)) = self.get(&name).await? else { return Ok(None) };
+        let Some((bytes, etag)) = self.get(&name).await? else {
+            return Ok(None);
+        };
         let lock = serde_json::from_slice(&bytes).map_err(|e| Error::State {
             path: self.url(&name),
             message: format!("the lock object is damaged ({e}); if no run is active, remove it with `state unlock --force`"),
@@ -272,7 +348,13 @@ impl S3Store {
         let path = self.url(&Self::state_name(stack));
         let state = decode(bytes, &path)?;
         if state.stack != stack {
-            return Err(Error::State { path, message: format!("the object holds the state of stack `{}`, not `{stack}`: it was renamed or copied", state.stack) });
+            return Err(Error::State {
+                path,
+                message: format!(
+                    "the object holds the state of stack `{}`, not `{stack}`: it was renamed or copied",
+                    state.stack
+                ),
+            });
         }
         Ok(state)
     }
@@ -280,21 +362,37 @@ impl S3Store {
     /// Renews the lease of the lock this store holds on `stack` once half of it has passed.
     async fn renew(&self, stack: &str) -> Result<()> {
         let held = self.inner().locks.get(stack).cloned();
-        let Some((info, etag, renewed)) = held else { return Ok(()) };
+        let Some((info, etag, renewed)) = held else {
+            return Ok(());
+        };
         let now = SystemTime::now();
         if now.duration_since(renewed).unwrap_or_default() < self.lease / 2 {
             return Ok(());
         }
-        let object = LockObject { info: info.clone(), expires_at: crate::state::timestamp(now + self.lease) };
-        let bytes = serde_json::to_vec_pretty(&object).map_err(|source| Error::Serialize { what: "a lock".into(), source })?;
-        match self.put_if(&Self::lock_name(stack), bytes, Some(&etag)).await? {
+        let object = LockObject {
+            info: info.clone(),
+            expires_at: crate::state::timestamp(now + self.lease),
+        };
+        let bytes = serde_json::to_vec_pretty(&object).map_err(|source| Error::Serialize {
+            what: "a lock".into(),
+            source,
+        })?;
+        match self
+            .put_if(&Self::lock_name(stack), bytes, Some(&etag))
+            .await?
+        {
             Some(new) => {
-                self.inner().locks.insert(stack.to_owned(), (info, new, now));
+                self.inner()
+                    .locks
+                    .insert(stack.to_owned(), (info, new, now));
                 Ok(())
             }
             None => Err(Error::State {
                 path: self.url(&Self::lock_name(stack)),
-                message: format!("this run lost the lock of stack `{stack}` ({}): it was forced or its lease ran out and another run took it; stopping", info.id),
+                message: format!(
+                    "this run lost the lock of stack `{stack}` ({}): it was forced or its lease ran out and another run took it; stopping",
+                    info.id
+                ),
             }),
         }
     }
@@ -316,7 +414,9 @@ impl S3Store {
         if let Some(reason) = self.inner().damaged.get(stack) {
             return Err(Error::State {
                 path: self.url(&Self::state_name(stack)),
-                message: format!("refusing to write: loading this state failed ({reason}); repair or restore it, then run again"),
+                message: format!(
+                    "refusing to write: loading this state failed ({reason}); repair or restore it, then run again"
+                ),
             });
         }
         Ok(())
@@ -329,7 +429,8 @@ impl S3Store {
             return Ok(());
         }
         for serial in &serials[..serials.len() - KEEP_BACKUPS] {
-            self.delete_object(&Self::backup_name(stack, *serial), None).await?;
+            self.delete_object(&Self::backup_name(stack, *serial), None)
+                .await?;
         }
         Ok(())
     }
@@ -344,7 +445,9 @@ impl Store for S3Store {
     async fn load(&self, stack: &str) -> Result<Option<State>> {
         self.check_stack(stack)?;
         let result = match self.get(&Self::state_name(stack)).await {
-            Ok(Some((bytes, etag))) => self.decode_state(stack, &bytes).map(|s| (Some(s), Some(etag))),
+            Ok(Some((bytes, etag))) => self
+                .decode_state(stack, &bytes)
+                .map(|s| (Some(s), Some(etag))),
             Ok(None) => Ok((None, None)),
             Err(e) => Err(e),
         };
@@ -373,7 +476,11 @@ impl Store for S3Store {
             None => {
                 // Not loaded by this store: read what is there to know what to overwrite.
                 self.load(stack).await?;
-                self.inner().states.get(stack).cloned().unwrap_or((None, None))
+                self.inner()
+                    .states
+                    .get(stack)
+                    .cloned()
+                    .unwrap_or((None, None))
             }
         };
         let name = Self::state_name(stack);
@@ -381,10 +488,17 @@ impl Store for S3Store {
             None if state.serial != 0 => {
                 return Err(Error::State {
                     path: self.url(&name),
-                    message: format!("state changed since it was read: this run read serial {}, and the object is gone; nothing was written", state.serial),
+                    message: format!(
+                        "state changed since it was read: this run read serial {}, and the object is gone; nothing was written",
+                        state.serial
+                    ),
                 });
             }
-            Some(c) if c.serial != state.serial || c.lineage != state.lineage => {
+            // Serial 0 holds only steps recorded before the first save (their lineage is the
+            // store's own); from the first save on, the lineage must match.
+            Some(c)
+                if c.serial != state.serial || (c.serial != 0 && c.lineage != state.lineage) =>
+            {
                 return Err(Error::State {
                     path: self.url(&name),
                     message: format!(
@@ -397,13 +511,16 @@ impl Store for S3Store {
         }
         if let Some(c) = &current {
             // The object as it is now (this store wrote or read it last: the write below checks that).
-            self.put(&Self::backup_name(stack, c.serial), encode(c)?).await?;
+            self.put(&Self::backup_name(stack, c.serial), encode(c)?)
+                .await?;
         }
         let mut saved = state.clone();
         saved.serial += 1;
         saved.format_version = crate::state::FORMAT_VERSION;
         let new = self.write_state(&saved, etag.as_deref()).await?;
-        self.inner().states.insert(stack.to_owned(), (Some(saved.clone()), Some(new)));
+        self.inner()
+            .states
+            .insert(stack.to_owned(), (Some(saved.clone()), Some(new)));
         if let Err(e) = self.prune(stack).await {
             tracing::warn!(error = %e, "could not delete old state backups");
         }
@@ -417,11 +534,18 @@ impl Store for S3Store {
         if !self.inner().states.contains_key(stack) {
             self.load(stack).await?;
         }
-        let (mut state, etag) = self.inner().states.get(stack).cloned().unwrap_or((None, None));
+        let (mut state, etag) = self
+            .inner()
+            .states
+            .get(stack)
+            .cloned()
+            .unwrap_or((None, None));
         let mut next = state.take().unwrap_or_else(|| State::new(stack));
         next.apply(entry);
         let new = self.write_state(&next, etag.as_deref()).await?;
-        self.inner().states.insert(stack.to_owned(), (Some(next), Some(new)));
+        self.inner()
+            .states
+            .insert(stack.to_owned(), (Some(next), Some(new)));
         Ok(())
     }
 
@@ -431,10 +555,18 @@ impl Store for S3Store {
         for _ in 0..3 {
             let info = LockInfo::new(operation);
             let now = SystemTime::now();
-            let object = LockObject { info: info.clone(), expires_at: crate::state::timestamp(now + self.lease) };
-            let bytes = serde_json::to_vec_pretty(&object).map_err(|source| Error::Serialize { what: "a lock".into(), source })?;
+            let object = LockObject {
+                info: info.clone(),
+                expires_at: crate::state::timestamp(now + self.lease),
+            };
+            let bytes = serde_json::to_vec_pretty(&object).map_err(|source| Error::Serialize {
+                what: "a lock".into(),
+                source,
+            })?;
             if let Some(etag) = self.put_if(&name, bytes, None).await? {
-                self.inner().locks.insert(stack.to_owned(), (info.clone(), etag, now));
+                self.inner()
+                    .locks
+                    .insert(stack.to_owned(), (info.clone(), etag, now));
                 return Ok(info);
             }
             match self.read_lock(stack).await? {
@@ -445,11 +577,17 @@ impl Store for S3Store {
                     self.delete_object(&name, Some(&etag)).await?;
                 }
                 Some((holder, _)) => {
-                    return Err(Error::Locked { stack: stack.to_owned(), holder: format!("{} (lease until {})", holder.info, holder.expires_at) });
+                    return Err(Error::Locked {
+                        stack: stack.to_owned(),
+                        holder: format!("{} (lease until {})", holder.info, holder.expires_at),
+                    });
                 }
             }
         }
-        Err(Error::Locked { stack: stack.to_owned(), holder: "a run that keeps re-taking it".to_owned() })
+        Err(Error::Locked {
+            stack: stack.to_owned(),
+            holder: "a run that keeps re-taking it".to_owned(),
+        })
     }
 
     async fn unlock(&self, stack: &str, lock: &LockInfo) -> Result<()> {
@@ -460,7 +598,9 @@ impl Store for S3Store {
                     self.inner().locks.remove(stack);
                     return Ok(());
                 }
-                format!("cannot unlock stack `{stack}`: the lock changed while unlocking; check it with `state lock`")
+                format!(
+                    "cannot unlock stack `{stack}`: the lock changed while unlocking; check it with `state lock`"
+                )
             }
             Some((holder, _)) => format!(
                 "cannot unlock stack `{stack}`: the lock is held by {}, not by this run ({}); this run's lock was forced or expired and another run took it; leaving that lock in place",
@@ -472,7 +612,10 @@ impl Store for S3Store {
             ),
         };
         self.inner().locks.remove(stack);
-        Err(Error::State { path: self.url(&name), message })
+        Err(Error::State {
+            path: self.url(&name),
+            message,
+        })
     }
 
     async fn lock_info(&self, stack: &str) -> Result<Option<LockInfo>> {
@@ -508,7 +651,11 @@ impl Store for S3Store {
                 .await
                 .map_err(|e| self.s3_error("ListObjectsV2", &format!("{stack}.*.json.bak"), &e))?;
             for o in out.contents() {
-                let serial = o.key().and_then(|k| k.strip_prefix(&head)).and_then(|k| k.strip_suffix(".json.bak")).and_then(|s| s.parse::<u64>().ok());
+                let serial = o
+                    .key()
+                    .and_then(|k| k.strip_prefix(&head))
+                    .and_then(|k| k.strip_suffix(".json.bak"))
+                    .and_then(|s| s.parse::<u64>().ok());
                 serials.extend(serial);
             }
             match out.next_continuation_token() {
@@ -527,8 +674,14 @@ mod tests {
 
     #[test]
     fn urls_parse() {
-        assert_eq!(parse_url("s3://b/p/q/").unwrap(), ("b".to_owned(), "p/q".to_owned()));
-        assert_eq!(parse_url("s3://b").unwrap(), ("b".to_owned(), String::new()));
+        assert_eq!(
+            parse_url("s3://b/p/q/").unwrap(),
+            ("b".to_owned(), "p/q".to_owned())
+        );
+        assert_eq!(
+            parse_url("s3://b").unwrap(),
+            ("b".to_owned(), String::new())
+        );
         assert!(parse_url("https://b/p").is_err());
         assert!(parse_url("s3:///p").is_err());
     }
@@ -537,10 +690,16 @@ mod tests {
     fn leases_expire() {
         let info = LockInfo::new("apply");
         let now = SystemTime::now();
-        let lock = LockObject { info, expires_at: crate::state::timestamp(now + Duration::from_secs(60)) };
+        let lock = LockObject {
+            info,
+            expires_at: crate::state::timestamp(now + Duration::from_secs(60)),
+        };
         assert!(!lock.expired(now));
         assert!(lock.expired(now + Duration::from_secs(61)));
         let json = serde_json::to_value(&lock).unwrap();
-        assert!(json.get("id").is_some() && json.get("expires_at").is_some(), "flat: {json}");
+        assert!(
+            json.get("id").is_some() && json.get("expires_at").is_some(),
+            "flat: {json}"
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct Node {
     pub id: String,
     /// The kind's schema (its name is `schema.kind`).
     pub schema: &'static Schema,
-    /// The inputs; references are `{"$ref": {"resource": <absolute id>, "output": ...}}`.
+    /// The inputs; references are `{"$ref": [<absolute logical id>, <output>]}`.
     pub inputs: Map<String, Json>,
     /// The nodes this one depends on (indices into [`DeploymentGraph::nodes`]), sorted.
     pub dependencies: Vec<usize>,
@@ -249,8 +249,8 @@ fn rewrite_refs(v: &mut Json, rw: &[(String, String)]) {
     match v {
         Json::Object(m) => {
             if m.len() == 1 {
-                if let Some(Json::Object(r)) = m.get_mut(REF_KEY) {
-                    if let Some(Json::String(res)) = r.get_mut("resource") {
+                if let Some(Json::Array(r)) = m.get_mut(REF_KEY) {
+                    if let Some(Json::String(res)) = r.get_mut(0) {
                         if let Some((_, abs)) = rw.iter().find(|(rel, _)| rel == res) {
                             abs.clone_into(res);
                         }

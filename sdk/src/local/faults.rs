@@ -171,7 +171,8 @@ impl Settings {
     }
 
     fn check(&self, path: &Path) -> Result<()> {
-        for (name, rate) in [("error_rate", self.faults.error_rate), ("throttle_rate", self.faults.throttle_rate)]
+        for (name, rate) in
+            [("error_rate", self.faults.error_rate), ("throttle_rate", self.faults.throttle_rate)]
         {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(Error::State {
@@ -195,8 +196,8 @@ pub(crate) struct Live {
     path: PathBuf,
     settings: Settings,
     rng: fastrand::Rng,
-    /// The modification time of `config.json` when it was last read.
-    seen: Option<SystemTime>,
+    /// The modification time and length of `config.json` when it was last read.
+    seen: Option<(SystemTime, u64)>,
 }
 
 impl Live {
@@ -210,8 +211,10 @@ impl Live {
     /// Replaces the settings and writes `config.json`.
     pub(crate) fn set(&mut self, settings: Settings) -> Result<()> {
         settings.check(&self.path)?;
-        let text = serde_json::to_vec_pretty(&settings)
-            .map_err(|source| Error::Serialize { what: "the local cloud's settings".into(), source })?;
+        let text = serde_json::to_vec_pretty(&settings).map_err(|source| Error::Serialize {
+            what: "the local cloud's settings".into(),
+            source,
+        })?;
         super::persist::write_atomically(&self.path, &text)
             .map_err(|e| Error::io("writing", &self.path, e))?;
         self.seen = modified(&self.path);
@@ -278,15 +281,18 @@ fn rng(settings: &Settings) -> fastrand::Rng {
     settings.faults.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
-fn read(path: &Path) -> Result<(Settings, Option<SystemTime>)> {
+fn read(path: &Path) -> Result<(Settings, Option<(SystemTime, u64)>)> {
     let seen = modified(path);
     let text = match std::fs::read(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Settings::default(), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Settings::default(), None));
+        }
         Err(e) => return Err(Error::io("reading", path, e)),
     };
     let settings: Settings = serde_json::from_slice(&text).map_err(|e| Error::State {
@@ -317,8 +323,9 @@ mod duration {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         match Text::deserialize(d)? {
             Text::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Text::Text(t) => humantime::parse_duration(&t)
-                .map_err(|e| D::Error::custom(format!("`{t}` is not a duration ({e}); write `400ms`"))),
+            Text::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+                D::Error::custom(format!("`{t}` is not a duration ({e}); write `400ms`"))
+            }),
         }
     }
 }

@@ -7,14 +7,14 @@
 //! deterministic. A group then keeps `desired_capacity` instances: it launches the missing ones
 //! from its launch template version, in its subnets round-robin, and terminates the surplus.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::provider::{self, Health, InstanceState};
 
 use super::faults::{ImageFault, Settings};
+use super::instance::Launch;
 use super::model::{Kind, Model, Reject, Resource, Spec};
 
 /// How long a terminated instance stays visible (to [`super::LocalCloud::instances`]).
@@ -25,48 +25,6 @@ const LAUNCH_RETRY_MS: u64 = 10_000;
 const MAX_BACKOFF_MS: u64 = 60_000;
 /// A bound on the events one advance processes, against a misconfigured loop.
 const MAX_STEPS: u32 = 1_000_000;
-
-/// An EC2 instance, standalone or launched by a group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Instance {
-    pub(crate) image_id: String,
-    pub(crate) instance_type: String,
-    pub(crate) subnet_id: String,
-    pub(crate) security_group_ids: Vec<String>,
-    pub(crate) user_data: Option<String>,
-    pub(crate) private_ip: Ipv4Addr,
-    /// The group that launched it.
-    pub(crate) group: Option<String>,
-    /// The launch template and version it was launched from.
-    pub(crate) launch_template_id: Option<String>,
-    pub(crate) launch_template_version: Option<u64>,
-    pub(crate) state: InstanceState,
-    pub(crate) health: Health,
-    pub(crate) launched_at: u64,
-    /// When it stops pending.
-    pub(crate) boots_at: u64,
-    /// When its health checks report.
-    pub(crate) checks_at: Option<u64>,
-    /// When its group replaces it (unhealthy, past the grace period).
-    pub(crate) replace_at: Option<u64>,
-    pub(crate) terminated_at: Option<u64>,
-    /// Why it was terminated.
-    pub(crate) reason: Option<String>,
-}
-
-impl Instance {
-    /// Whether it is gone.
-    pub(crate) fn is_terminated(&self) -> bool {
-        self.state == InstanceState::Terminated
-    }
-
-    fn terminate(&mut self, at: u64, reason: &str) {
-        self.state = InstanceState::Terminated;
-        self.terminated_at = Some(at);
-        self.replace_at = None;
-        self.reason = Some(reason.to_owned());
-    }
-}
 
 /// An Auto Scaling group (its physical id is its name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,47 +58,6 @@ pub(crate) struct Group {
 pub(crate) enum Target {
     Instance(String),
     Group(String),
-}
-
-/// An instance as [`super::LocalCloud::instances`] lists it, terminated ones included.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct InstanceDetails {
-    /// The instance id.
-    pub id: String,
-    /// The Auto Scaling group that launched it, if any.
-    pub group: Option<String>,
-    /// The image it runs.
-    pub image_id: String,
-    /// The launch template it was launched from, if any.
-    pub launch_template_id: Option<String>,
-    /// The version of that launch template.
-    pub launch_template_version: Option<u64>,
-    /// Its subnet.
-    pub subnet_id: String,
-    /// Its private address.
-    pub private_ip: String,
-    /// Its state.
-    pub state: InstanceState,
-    /// Its health.
-    pub health: Health,
-    /// When it was launched, in milliseconds since the Unix epoch.
-    pub launched_at: u64,
-    /// Why it was terminated.
-    pub state_reason: Option<String>,
-}
-
-/// What to launch.
-#[derive(Debug, Clone)]
-pub(crate) struct Launch {
-    pub(crate) image_id: String,
-    pub(crate) instance_type: String,
-    pub(crate) subnet_id: String,
-    pub(crate) security_group_ids: Vec<String>,
-    pub(crate) user_data: Option<String>,
-    pub(crate) group: Option<String>,
-    pub(crate) launch_template: Option<(String, u64)>,
-    pub(crate) tags: BTreeMap<String, String>,
 }
 
 /// The next timed event of a resource, if it has one.
@@ -188,18 +105,13 @@ impl Model {
             }
             steps += 1;
             if steps > MAX_STEPS {
-                tracing::warn!("local cloud: more than {MAX_STEPS} fleet events due; skipping ahead");
+                tracing::warn!(
+                    "local cloud: more than {MAX_STEPS} fleet events due; skipping ahead"
+                );
                 break;
             }
         }
         self.clock_ms = now;
-    }
-
-    fn instance(&self, id: &str) -> Option<&Instance> {
-        match &self.get(Kind::Instance, id)?.spec {
-            Spec::Instance(i) => Some(i),
-            _ => None,
-        }
     }
 
     /// The group named `name`.
@@ -210,19 +122,12 @@ impl Model {
         }
     }
 
-    /// Changes instance `id` with `f`.
-    fn modify_instance<T>(&mut self, id: &str, f: impl FnOnce(&mut Instance) -> T) -> Option<T> {
-        let mut r = self.take(Kind::Instance, id)?;
-        let out = match &mut r.spec {
-            Spec::Instance(i) => Some(f(i)),
-            _ => None,
-        };
-        self.insert(r);
-        out
-    }
-
     /// Changes group `name` with `f`.
-    pub(crate) fn modify_group<T>(&mut self, name: &str, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
+    pub(crate) fn modify_group<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut Group) -> T,
+    ) -> Option<T> {
         let mut r = self.take(Kind::AutoScalingGroup, name)?;
         let out = match &mut r.spec {
             Spec::AutoScalingGroup(g) => Some(f(g)),
@@ -240,7 +145,10 @@ impl Model {
         }
         let i = self.instance(id)?;
         let group = i.group.clone();
-        let grace_ms = group.as_deref().and_then(|g| self.group(g)).map_or(0, |g| g.health_check_grace_period * 1000);
+        let grace_ms = group
+            .as_deref()
+            .and_then(|g| self.group(g))
+            .map_or(0, |g| g.health_check_grace_period * 1000);
         let fault = settings.image_fault(&i.image_id);
         let health_ms = settings.health_ms();
         let at = self.clock_ms;
@@ -281,7 +189,9 @@ impl Model {
                 None
             }
             (InstanceState::Running, Health::Unhealthy) => {
-                self.modify_instance(id, |i| i.terminate(at, "unhealthy: replaced by its Auto Scaling group"));
+                self.modify_instance(id, |i| {
+                    i.terminate(at, "unhealthy: replaced by its Auto Scaling group");
+                });
                 self.group_failed(group.as_deref(), "an instance was unhealthy", false);
                 group
             }
@@ -306,10 +216,8 @@ impl Model {
 
     /// The ids of group `name`'s instances that are not terminated, in id order.
     fn live_instances(&self, name: &str) -> Vec<String> {
-        self.dependents(Kind::AutoScalingGroup, name)
-            .into_iter()
-            .filter(|(k, _)| *k == Kind::Instance)
-            .map(|(_, id)| id)
+        self.dependents_of(Kind::AutoScalingGroup, name, Kind::Instance)
+            .map(str::to_owned)
             .collect()
     }
 
@@ -327,11 +235,20 @@ impl Model {
                     let i = self.instance(id)?;
                     let is_current = i.launch_template_id.as_ref() == Some(&current.0)
                         && i.launch_template_version == Some(current.1);
-                    Some(((i.health != Health::Unhealthy, is_current, i.launch_template_version, i.launched_at), id))
+                    Some((
+                        (
+                            i.health != Health::Unhealthy,
+                            is_current,
+                            i.launch_template_version,
+                            i.launched_at,
+                        ),
+                        id,
+                    ))
                 })
                 .collect();
             ranked.sort();
-            let victims: Vec<String> = ranked.iter().take(live.len() - desired).map(|(_, id)| (*id).clone()).collect();
+            let victims: Vec<String> =
+                ranked.iter().take(live.len() - desired).map(|(_, id)| (*id).clone()).collect();
             for id in victims {
                 self.terminate_instance(&id, "scaled in by its Auto Scaling group");
             }
@@ -354,22 +271,25 @@ impl Model {
     }
 
     fn launch_for_group(&mut self, name: &str, settings: &Settings) -> Result<String, Reject> {
-        let group = self.group(name).ok_or_else(|| Reject::not_found("ValidationError", "no such group"))?;
+        let group = self
+            .group(name)
+            .ok_or_else(|| Reject::not_found("ValidationError", "no such group"))?;
         let lt_id = group.launch_template_id.clone();
         let version = group.launch_template_version;
         let subnet_id = match group.subnet_ids.len() {
             0 => return Err(Reject::terminal("ValidationError", "the group has no subnets")),
             n => group.subnet_ids[usize::try_from(group.launches % n as u64).unwrap_or(0)].clone(),
         };
-        let mut tags = super::model::user_tags(&self.get(Kind::AutoScalingGroup, name).map(|r| r.tags.clone()).unwrap_or_default());
-        let template = match self.get(Kind::LaunchTemplate, &lt_id).map(|r| &r.spec) {
-            Some(Spec::LaunchTemplate(t)) => t,
-            _ => {
-                return Err(Reject::terminal(
-                    "InvalidLaunchTemplateId.NotFound",
-                    format!("launch template `{lt_id}` does not exist"),
-                ));
-            }
+        let mut tags = super::model::user_tags(
+            &self.get(Kind::AutoScalingGroup, name).map(|r| r.tags.clone()).unwrap_or_default(),
+        );
+        let Some(Spec::LaunchTemplate(template)) =
+            self.get(Kind::LaunchTemplate, &lt_id).map(|r| &r.spec)
+        else {
+            return Err(Reject::terminal(
+                "InvalidLaunchTemplateId.NotFound",
+                format!("launch template `{lt_id}` does not exist"),
+            ));
         };
         let v = template.version(version).ok_or_else(|| {
             Reject::terminal(
@@ -396,117 +316,6 @@ impl Model {
         Ok(id)
     }
 
-    /// Launches an instance, now; checks every reference first and changes nothing on error.
-    pub(crate) fn launch(&mut self, l: Launch, settings: &Settings) -> Result<String, Reject> {
-        if self.get(Kind::Image, &l.image_id).is_none() {
-            return Err(Reject::terminal(
-                "InvalidAMIID.NotFound",
-                format!("the image id `{}` does not exist", l.image_id),
-            ));
-        }
-        if !l.instance_type.contains('.') {
-            return Err(Reject::terminal(
-                "InvalidParameterValue",
-                format!("`{}` is not an instance type (like `t3.micro`)", l.instance_type),
-            ));
-        }
-        let vpc = match self.get(Kind::Subnet, &l.subnet_id).map(|r| &r.spec) {
-            Some(Spec::Subnet(s)) => s.vpc_id.clone(),
-            _ => {
-                return Err(Reject::terminal(
-                    "InvalidSubnetID.NotFound",
-                    format!("the subnet id `{}` does not exist", l.subnet_id),
-                ));
-            }
-        };
-        for sg in &l.security_group_ids {
-            match self.get(Kind::SecurityGroup, sg).map(|r| &r.spec) {
-                Some(Spec::SecurityGroup(g)) if g.vpc_id == vpc => {}
-                Some(Spec::SecurityGroup(g)) => {
-                    return Err(Reject::terminal(
-                        "InvalidParameter",
-                        format!(
-                            "security group `{sg}` (in `{}`) and subnet `{}` (in `{vpc}`) belong to different networks",
-                            g.vpc_id, l.subnet_id
-                        ),
-                    ));
-                }
-                _ => {
-                    return Err(Reject::terminal(
-                        "InvalidGroup.NotFound",
-                        format!("the security group `{sg}` does not exist"),
-                    ));
-                }
-            }
-        }
-        let private_ip = self.allocate_ip(&l.subnet_id)?;
-        let at = self.clock_ms;
-        let id = self.allocate(Kind::Instance);
-        let (launch_template_id, launch_template_version) = l.launch_template.unzip();
-        self.insert(Resource {
-            id: id.clone(),
-            tags: l.tags,
-            created_at: at,
-            spec: Spec::Instance(Box::new(Instance {
-                image_id: l.image_id,
-                instance_type: l.instance_type,
-                subnet_id: l.subnet_id,
-                security_group_ids: l.security_group_ids,
-                user_data: l.user_data,
-                private_ip,
-                group: l.group,
-                launch_template_id,
-                launch_template_version,
-                state: InstanceState::Pending,
-                health: Health::Initializing,
-                launched_at: at,
-                boots_at: at + settings.boot_ms(),
-                checks_at: None,
-                replace_at: None,
-                terminated_at: None,
-                reason: None,
-            })),
-        });
-        Ok(id)
-    }
-
-    /// A free address in subnet `subnet_id` (AWS reserves the first four and the last).
-    fn allocate_ip(&mut self, subnet_id: &str) -> Result<Ipv4Addr, Reject> {
-        let Some(Spec::Subnet(subnet)) = self.get(Kind::Subnet, subnet_id).map(|r| &r.spec) else {
-            return Err(Reject::terminal("InvalidSubnetID.NotFound", format!("`{subnet_id}` does not exist")));
-        };
-        let base = u32::from(subnet.cidr_block.network()) + 4;
-        let count = (1u32 << (32 - subnet.cidr_block.prefix_len())).saturating_sub(5).max(1);
-        let start = subnet.next_host % count;
-        let used: BTreeSet<Ipv4Addr> = self
-            .dependents(Kind::Subnet, subnet_id)
-            .iter()
-            .filter(|(k, _)| *k == Kind::Instance)
-            .filter_map(|(_, id)| self.instance(id).map(|i| i.private_ip))
-            .collect();
-        let free = (0..count).map(|k| (start + k) % count).find(|k| !used.contains(&Ipv4Addr::from(base + k)));
-        let Some(k) = free else {
-            return Err(Reject::terminal(
-                "InsufficientFreeAddressesInSubnet",
-                format!("subnet `{subnet_id}` has no free address left"),
-            ));
-        };
-        let mut r = self.take(Kind::Subnet, subnet_id).expect("checked above");
-        if let Spec::Subnet(s) = &mut r.spec {
-            s.next_host = k + 1;
-        }
-        self.insert(r);
-        Ok(Ipv4Addr::from(base + k))
-    }
-
-    /// Terminates instance `id` now; a no-op if it is gone.
-    pub(crate) fn terminate_instance(&mut self, id: &str, reason: &str) {
-        let at = self.clock_ms;
-        if self.instance(id).is_some_and(|i| !i.is_terminated()) {
-            self.modify_instance(id, |i| i.terminate(at, reason));
-        }
-    }
-
     /// Deletes group `name` and terminates its instances.
     pub(crate) fn delete_group(&mut self, name: &str) {
         for id in self.live_instances(name) {
@@ -517,7 +326,10 @@ impl Model {
 
     fn group_or_not_found(&self, name: &str) -> Result<&Group, Reject> {
         self.group(name).ok_or_else(|| {
-            Reject::not_found("ValidationError", format!("AutoScalingGroup name not found: `{name}`"))
+            Reject::not_found(
+                "ValidationError",
+                format!("AutoScalingGroup name not found: `{name}`"),
+            )
         })
     }
 
@@ -599,45 +411,6 @@ impl Model {
         self.reconcile(name, settings);
         Ok(())
     }
-
-    /// Sets the health of running instance `id` (out of band, for tests).
-    pub(crate) fn set_health(&mut self, id: &str, health: Health) -> Result<(), Reject> {
-        let i = self.instance(id).filter(|i| i.state == InstanceState::Running).ok_or_else(|| {
-            Reject::not_found("InvalidInstanceID.NotFound", format!("no running instance `{id}`"))
-        })?;
-        let grace_ms = i.group.as_deref().and_then(|g| self.group(g)).map_or(0, |g| g.health_check_grace_period * 1000);
-        let at = self.clock_ms;
-        self.modify_instance(id, |i| {
-            i.health = health;
-            i.replace_at = match health {
-                Health::Unhealthy => i.group.as_ref().map(|_| at.max(i.launched_at + grace_ms)),
-                _ => None,
-            };
-        });
-        Ok(())
-    }
-
-    /// Every instance, terminated ones included.
-    pub(crate) fn instance_details(&self) -> Vec<InstanceDetails> {
-        self.all(Kind::Instance)
-            .filter_map(|r| {
-                let Spec::Instance(i) = &r.spec else { return None };
-                Some(InstanceDetails {
-                    id: r.id.clone(),
-                    group: i.group.clone(),
-                    image_id: i.image_id.clone(),
-                    launch_template_id: i.launch_template_id.clone(),
-                    launch_template_version: i.launch_template_version,
-                    subnet_id: i.subnet_id.clone(),
-                    private_ip: i.private_ip.to_string(),
-                    state: i.state,
-                    health: i.health,
-                    launched_at: i.launched_at,
-                    state_reason: i.reason.clone(),
-                })
-            })
-            .collect()
-    }
 }
 
 /// `min <= desired <= max`.
@@ -647,7 +420,9 @@ pub(crate) fn check_capacity(min: u32, desired: u32, max: u32) -> Result<(), Rej
     } else {
         Err(Reject::terminal(
             "ValidationError",
-            format!("desired capacity {desired} must lie between min size {min} and max size {max}"),
+            format!(
+                "desired capacity {desired} must lie between min size {min} and max size {max}"
+            ),
         ))
     }
 }
@@ -724,7 +499,10 @@ mod tests {
         assert_eq!(cloud.fleet_instances("web").await.unwrap().len(), 3);
         cloud.terminate_instances("web", &[after[1].id.clone()], true).await.unwrap();
         assert_eq!(cloud.fleet_instances("web").await.unwrap().len(), 2);
-        assert_eq!(cloud.resources("aws:autoscaling:AutoScalingGroup")[0].inputs["desired_capacity"], 2);
+        assert_eq!(
+            cloud.resources("aws:autoscaling:AutoScalingGroup")[0].inputs["desired_capacity"],
+            2
+        );
         cloud.delete("aws:autoscaling:AutoScalingGroup", "web").await.unwrap();
         assert!(cloud.instances().iter().all(|i| i.state == InstanceState::Terminated));
     }
@@ -750,16 +528,55 @@ mod tests {
         let cloud = LocalCloud::open(dir.path()).unwrap();
         cloud.set_faults(Faults::default().image(web("1.5.0"), ImageFault::FailBoot)).unwrap();
         let net = network(&cloud).await;
-        let run = map(json!({"image_id": web("1.5.0"), "instance_type": "t3.micro", "subnet_id": net.subnets[0]}));
-        let i = super::super::testing::create(&cloud, "i", "aws:ec2:Instance", serde_json::Value::Object(run))
-            .await
-            .unwrap();
+        let run = map(
+            json!({"image_id": web("1.5.0"), "instance_type": "t3.micro", "subnet_id": net.subnets[0]}),
+        );
+        let i = super::super::testing::create(
+            &cloud,
+            "i",
+            "aws:ec2:Instance",
+            serde_json::Value::Object(run),
+        )
+        .await
+        .unwrap();
         advance(Duration::from_millis(400)).await;
-        let read = cloud.read("aws:ec2:Instance", &[i.physical_id.clone()]).await.unwrap();
+        let read =
+            cloud.read("aws:ec2:Instance", std::slice::from_ref(&i.physical_id)).await.unwrap();
         assert!(read[0].is_none(), "a terminated instance reads as gone");
         let details = cloud.instances();
         assert_eq!(details[0].state, InstanceState::Terminated);
         assert!(details[0].state_reason.as_deref().unwrap().contains("fail_boot"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_of_failing_instances_backs_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = LocalCloud::open(dir.path()).unwrap();
+        let settings = cloud.settings().boot_time(Duration::ZERO).health_delay(Duration::ZERO);
+        cloud
+            .set_settings(
+                settings.faults(Faults::default().image(web("2.0.0"), ImageFault::FailBoot)),
+            )
+            .unwrap();
+        let net = network(&cloud).await;
+        fleet(&cloud, &net, &web("2.0.0"), 2, 0).await;
+        advance(Duration::from_secs(3600)).await;
+        let fleet = cloud.fleet_instances("web").await.unwrap();
+        assert!(
+            fleet.is_empty(),
+            "every instance failed; the group waits out its backoff: {fleet:?}"
+        );
+        let launched = cloud.instances().len();
+        assert!(
+            (60..400).contains(&launched),
+            "at most about one launch a minute each: {launched}"
+        );
+        assert!(
+            cloud
+                .instances()
+                .iter()
+                .all(|i| i.state_reason.as_deref().is_none_or(|r| r.contains("fail_boot")))
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -769,14 +586,25 @@ mod tests {
         let net = network(&cloud).await;
         let lt = fleet(&cloud, &net, &web("1.4.0"), 2, 0).await;
         advance(Duration::from_secs(1)).await;
-        let old: Vec<String> = cloud.fleet_instances("web").await.unwrap().into_iter().map(|i| i.id).collect();
+        let old: Vec<String> =
+            cloud.fleet_instances("web").await.unwrap().into_iter().map(|i| i.id).collect();
         let new = map(json!({"image_id": web("1.5.0")}));
         cloud.update("aws:ec2:LaunchTemplate", &lt, &new, &["image_id".to_owned()]).await.unwrap();
         let group = map(json!({"launch_template_version": 2}));
-        cloud.update("aws:autoscaling:AutoScalingGroup", "web", &group, &["launch_template_version".to_owned()])
+        cloud
+            .update(
+                "aws:autoscaling:AutoScalingGroup",
+                "web",
+                &group,
+                &["launch_template_version".to_owned()],
+            )
             .await
             .unwrap();
-        assert_eq!(cloud.fleet_instances("web").await.unwrap().len(), 2, "an update does not replace instances");
+        assert_eq!(
+            cloud.fleet_instances("web").await.unwrap().len(),
+            2,
+            "an update does not replace instances"
+        );
         cloud.set_capacity("web", 0, 4, 10).await.unwrap();
         advance(Duration::from_secs(1)).await;
         cloud.terminate_instances("web", &old, true).await.unwrap();

@@ -27,19 +27,19 @@ impl<'a> Inputs<'a> {
     }
 
     /// Field `field`, `None` when absent or null.
-    pub(crate) fn get(&self, field: &str) -> Option<&'a Json> {
+    pub(crate) fn get(self, field: &str) -> Option<&'a Json> {
         self.map.get(field).filter(|v| !v.is_null())
     }
 
     /// A required string.
-    pub(crate) fn string(&self, field: &str) -> Result<String, Reject> {
+    pub(crate) fn string(self, field: &str) -> Result<String, Reject> {
         self.opt_string(field)?.ok_or_else(|| {
             Reject::terminal("MissingParameter", format!("the request must contain `{field}`"))
         })
     }
 
     /// An optional string.
-    pub(crate) fn opt_string(&self, field: &str) -> Result<Option<String>, Reject> {
+    pub(crate) fn opt_string(self, field: &str) -> Result<Option<String>, Reject> {
         match self.get(field) {
             None => Ok(None),
             Some(Json::String(s)) => Ok(Some(s.clone())),
@@ -48,7 +48,7 @@ impl<'a> Inputs<'a> {
     }
 
     /// A boolean, `false` when absent.
-    pub(crate) fn bool(&self, field: &str) -> Result<bool, Reject> {
+    pub(crate) fn bool(self, field: &str) -> Result<bool, Reject> {
         match self.get(field) {
             None => Ok(false),
             Some(Json::Bool(b)) => Ok(*b),
@@ -57,14 +57,14 @@ impl<'a> Inputs<'a> {
     }
 
     /// A required unsigned number.
-    pub(crate) fn u64(&self, field: &str) -> Result<u64, Reject> {
+    pub(crate) fn u64(self, field: &str) -> Result<u64, Reject> {
         self.opt_u64(field)?.ok_or_else(|| {
             Reject::terminal("MissingParameter", format!("the request must contain `{field}`"))
         })
     }
 
     /// An optional unsigned number.
-    pub(crate) fn opt_u64(&self, field: &str) -> Result<Option<u64>, Reject> {
+    pub(crate) fn opt_u64(self, field: &str) -> Result<Option<u64>, Reject> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| invalid(field, "a whole number >= 0", v)),
@@ -72,30 +72,34 @@ impl<'a> Inputs<'a> {
     }
 
     /// A size (of a group), at most `u32::MAX`.
-    pub(crate) fn u32(&self, field: &str) -> Result<u32, Reject> {
+    pub(crate) fn u32(self, field: &str) -> Result<u32, Reject> {
         let n = self.u64(field)?;
         u32::try_from(n).map_err(|_| invalid(field, "a size below 2^32", &Json::from(n)))
     }
 
     /// A list of strings, empty when absent.
-    pub(crate) fn strings(&self, field: &str) -> Result<Vec<String>, Reject> {
+    pub(crate) fn strings(self, field: &str) -> Result<Vec<String>, Reject> {
         match self.get(field) {
             None => Ok(Vec::new()),
             Some(Json::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| invalid(field, "a list of strings", v)))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| invalid(field, "a list of strings", v))
+                })
                 .collect(),
             Some(v) => Err(invalid(field, "a list of strings", v)),
         }
     }
 
     /// A required IPv4 CIDR block, in canonical form (`10.0.0.0/16`, not `10.0.0.1/16`).
-    pub(crate) fn cidr(&self, field: &str) -> Result<Ipv4Net, Reject> {
+    pub(crate) fn cidr(self, field: &str) -> Result<Ipv4Net, Reject> {
         cidr(field, &Json::String(self.string(field)?))
     }
 
     /// The `tags` object, empty when absent; values that are not strings are written as JSON.
-    pub(crate) fn tags(&self) -> Result<BTreeMap<String, String>, Reject> {
+    pub(crate) fn tags(self) -> Result<BTreeMap<String, String>, Reject> {
         match self.get("tags") {
             None => Ok(BTreeMap::new()),
             Some(Json::Object(map)) => Ok(map
@@ -108,12 +112,12 @@ impl<'a> Inputs<'a> {
     }
 
     /// The security group rules of `field` (`ingress`, `egress`), each checked.
-    pub(crate) fn rules(&self, field: &str) -> Result<Vec<Rule>, Reject> {
+    pub(crate) fn rules(self, field: &str) -> Result<Vec<Rule>, Reject> {
         self.objects(field)?.into_iter().map(|rule| parse_rule(field, rule)).collect()
     }
 
     /// The routes of a route table.
-    pub(crate) fn routes(&self) -> Result<Vec<Route>, Reject> {
+    pub(crate) fn routes(self) -> Result<Vec<Route>, Reject> {
         self.objects("routes")?
             .into_iter()
             .map(|route| {
@@ -121,12 +125,15 @@ impl<'a> Inputs<'a> {
                 let destination = r.get("destination").ok_or_else(|| {
                     Reject::terminal("MissingParameter", "each route must contain `destination`")
                 })?;
-                Ok(Route { destination: cidr("routes.destination", destination)?, gateway_id: r.string("gateway_id")? })
+                Ok(Route {
+                    destination: cidr("routes.destination", destination)?,
+                    gateway_id: r.string("gateway_id")?,
+                })
             })
             .collect()
     }
 
-    fn objects(&self, field: &str) -> Result<Vec<&'a Map<String, Json>>, Reject> {
+    fn objects(self, field: &str) -> Result<Vec<&'a Map<String, Json>>, Reject> {
         match self.get(field) {
             None => Ok(Vec::new()),
             Some(Json::Array(items)) => items
@@ -141,7 +148,10 @@ impl<'a> Inputs<'a> {
 fn cidr(field: &str, value: &Json) -> Result<Ipv4Net, Reject> {
     let text = value.as_str().ok_or_else(|| invalid(field, "an IPv4 CIDR block", value))?;
     let net: Ipv4Net = text.parse().map_err(|_| {
-        Reject::terminal("InvalidParameterValue", format!("`{field}`: `{text}` is not an IPv4 CIDR block"))
+        Reject::terminal(
+            "InvalidParameterValue",
+            format!("`{field}`: `{text}` is not an IPv4 CIDR block"),
+        )
     })?;
     if net.trunc() != net {
         return Err(Reject::terminal(
@@ -155,7 +165,10 @@ fn cidr(field: &str, value: &Json) -> Result<Ipv4Net, Reject> {
 fn port(field: &str, rule: Inputs<'_>, name: &str) -> Result<Option<i64>, Reject> {
     match rule.get(name) {
         None => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| invalid(&format!("{field}.{name}"), "a port number", v)),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(&format!("{field}.{name}"), "a port number", v)),
     }
 }
 
@@ -166,10 +179,13 @@ fn parse_rule(field: &str, map: &Map<String, Json>) -> Result<Rule, Reject> {
     let to_port = port(field, r, "to_port")?;
     let cidr_blocks = match r.get("cidr_blocks") {
         None => Vec::new(),
-        Some(Json::Array(items)) => {
-            items.iter().map(|v| cidr(&format!("{field}.cidr_blocks"), v)).collect::<Result<_, _>>()?
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|v| cidr(&format!("{field}.cidr_blocks"), v))
+            .collect::<Result<_, _>>()?,
+        Some(v) => {
+            return Err(invalid(&format!("{field}.cidr_blocks"), "a list of CIDR blocks", v));
         }
-        Some(v) => return Err(invalid(&format!("{field}.cidr_blocks"), "a list of CIDR blocks", v)),
     };
     let rule = Rule {
         protocol,
@@ -184,11 +200,16 @@ fn parse_rule(field: &str, map: &Map<String, Json>) -> Result<Rule, Reject> {
 }
 
 fn check_rule(field: &str, rule: &Rule) -> Result<(), Reject> {
-    let bad = |message: String| Reject::terminal("InvalidParameterValue", format!("`{field}`: {message}"));
+    let bad = |message: String| {
+        Reject::terminal("InvalidParameterValue", format!("`{field}`: {message}"))
+    };
     match rule.protocol.as_str() {
         "tcp" | "udp" => {
             let (Some(from), Some(to)) = (rule.from_port, rule.to_port) else {
-                return Err(bad(format!("a `{}` rule needs `from_port` and `to_port`", rule.protocol)));
+                return Err(bad(format!(
+                    "a `{}` rule needs `from_port` and `to_port`",
+                    rule.protocol
+                )));
             };
             if !(0..=65535).contains(&from) || !(0..=65535).contains(&to) || from > to {
                 return Err(bad(format!(
@@ -205,7 +226,9 @@ fn check_rule(field: &str, rule: &Rule) -> Result<(), Reject> {
         }
         "-1" => {}
         other => {
-            return Err(bad(format!("protocol `{other}` is not one of `tcp`, `udp`, `icmp`, `-1`")));
+            return Err(bad(format!(
+                "protocol `{other}` is not one of `tcp`, `udp`, `icmp`, `-1`"
+            )));
         }
     }
     if rule.cidr_blocks.is_empty() && rule.source_security_group_id.is_none() {
@@ -221,7 +244,8 @@ mod tests {
     use super::*;
 
     fn map(v: Json) -> Map<String, Json> {
-        v.as_object().unwrap().clone()
+        let Json::Object(m) = v else { panic!("an object") };
+        m
     }
 
     #[test]

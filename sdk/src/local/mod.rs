@@ -40,11 +40,18 @@ mod clock;
 mod faults;
 mod fleet;
 mod inputs;
+mod instance;
 mod model;
 mod persist;
 mod rules;
 #[cfg(test)]
 mod testing;
+mod validate;
+
+/// The book's chapter "The local cloud", whose samples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../book/src/local-cloud.md")]
+mod book_chapter {}
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +65,7 @@ use crate::provider::{self, Category, Create, ErrorKind, Health, Instance, Obser
 use crate::release::ImageRecord;
 
 pub use faults::{Faults, ImageFault, Settings};
-pub use fleet::InstanceDetails;
+pub use instance::InstanceDetails;
 
 use clock::Clock;
 use faults::Live;
@@ -95,7 +102,10 @@ fn kind_of(kind: &str, call: &str) -> provider::Result<Kind> {
             ErrorKind::Terminal,
             call,
             "InvalidParameterValue",
-            format!("the local cloud does not simulate kind `{kind}`; it simulates {}", known.join(", ")),
+            format!(
+                "the local cloud does not simulate kind `{kind}`; it simulates {}",
+                known.join(", ")
+            ),
         )
     })
 }
@@ -178,7 +188,7 @@ impl LocalCloud {
     /// order; empty for a kind the cloud does not simulate. Not counted as an API call.
     pub fn resources(&self, kind: &str) -> Vec<Observed> {
         let Some(kind) = Kind::parse(kind) else { return Vec::new() };
-        self.inspect(|m| m.all(kind).filter_map(|r| m.observe(r)).collect())
+        self.inspect(|m| m.all(kind).filter_map(model::observe).collect())
     }
 
     /// Version `version` of launch template `id`, as inputs; older versions stay readable.
@@ -218,8 +228,10 @@ impl LocalCloud {
         let settings = self.settings();
         let mut inputs = Map::new();
         inputs.insert(field.to_owned(), value);
-        self.with_model(&settings, |m| m.update(kind, physical_id, &inputs, &[field.to_owned()], &settings))
-            .map_err(|e| e.into_error(kind.update_call(field == "tags")))
+        self.with_model(&settings, |m| {
+            m.update(kind, physical_id, &inputs, &[field.to_owned()], &settings)
+        })
+        .map_err(|e| e.into_error(kind.update_call(field == "tags")))
     }
 
     /// Replaces all the tags of a resource behind Graven's back (including `graven:*` ones, so a
@@ -235,7 +247,8 @@ impl LocalCloud {
     ) -> provider::Result<()> {
         let kind = kind_of(kind, "OutOfBand")?;
         let settings = self.settings();
-        self.with_model(&settings, |m| m.set_tags(kind, physical_id, tags)).map_err(|e| e.into_error("CreateTags"))
+        self.with_model(&settings, |m| m.set_tags(kind, physical_id, tags))
+            .map_err(|e| e.into_error("CreateTags"))
     }
 
     /// Sets the health of a running instance (to make one `Unhealthy`, say); a group replaces
@@ -257,14 +270,18 @@ impl LocalCloud {
         let mut state = lock(&self.state);
         let state = &mut *state;
         state.disk.sync(&mut state.model)?;
-        state.disk.compact(&state.model).map_err(|e| Error::io("compacting the local cloud in", &self.dir, e))
+        state
+            .disk
+            .compact(&state.model)
+            .map_err(|e| Error::io("compacting the local cloud in", &self.dir, e))
     }
 
     /// Runs `f` on the model advanced to now (a read: nothing is counted or injected).
     fn inspect<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         let settings = self.settings();
         let mut guard = lock(&self.state);
-        if let Err(e) = self.advance(&mut guard, &settings).and_then(|()| self.commit(&mut guard)) {
+        if let Err(e) = Self::advance(&mut guard, &settings).and_then(|()| self.commit(&mut guard))
+        {
             tracing::warn!("local cloud: {}", e.message);
         }
         f(&guard.model)
@@ -284,9 +301,13 @@ impl LocalCloud {
     }
 
     /// Catches up with other processes' changes and advances the simulation to now.
-    fn advance(&self, state: &mut State, settings: &Settings) -> std::result::Result<(), Reject> {
+    fn advance(state: &mut State, settings: &Settings) -> std::result::Result<(), Reject> {
         if let Err(e) = state.disk.sync(&mut state.model) {
-            return Err(Reject { kind: ErrorKind::Transient, code: "InternalError", message: e.to_string() });
+            return Err(Reject {
+                kind: ErrorKind::Transient,
+                code: "InternalError",
+                message: e.to_string(),
+            });
         }
         state.clock.bump_to(state.model.clock_ms);
         state.model.advance(state.clock.now_ms(), settings);
@@ -299,7 +320,10 @@ impl LocalCloud {
         state.disk.append(&line).map_err(|e| Reject {
             kind: ErrorKind::Transient,
             code: "InternalError",
-            message: format!("the local cloud could not write its journal in `{}`: {e}", self.dir.display()),
+            message: format!(
+                "the local cloud could not write its journal in `{}`: {e}",
+                self.dir.display()
+            ),
         })
     }
 
@@ -311,7 +335,7 @@ impl LocalCloud {
         f: impl FnOnce(&mut Model) -> std::result::Result<T, Reject>,
     ) -> std::result::Result<T, Reject> {
         let mut guard = lock(&self.state);
-        self.advance(&mut guard, settings)?;
+        Self::advance(&mut guard, settings)?;
         let out = f(&mut guard.model);
         self.commit(&mut guard)?;
         out
@@ -342,15 +366,22 @@ impl Provider for LocalCloud {
         self.api(kind.create_call(), |m, s| m.create(kind, request, s)).await
     }
 
-    async fn read(&self, kind: &str, physical_ids: &[String]) -> provider::Result<Vec<Option<Observed>>> {
+    async fn read(
+        &self,
+        kind: &str,
+        physical_ids: &[String],
+    ) -> provider::Result<Vec<Option<Observed>>> {
         let kind = kind_of(kind, "Describe")?;
-        self.api(kind.describe_call(), |m, _| Ok(physical_ids.iter().map(|id| m.observe_id(kind, id)).collect()))
-            .await
+        self.api(kind.describe_call(), |m, _| {
+            Ok(physical_ids.iter().map(|id| m.observe_id(kind, id)).collect())
+        })
+        .await
     }
 
     async fn find_by_token(&self, kind: &str, token: &str) -> provider::Result<Option<Observed>> {
         let kind = kind_of(kind, "Describe")?;
-        self.api(kind.describe_call(), |m, _| Ok(m.by_token(kind, token).and_then(|r| m.observe(r)))).await
+        self.api(kind.describe_call(), |m, _| Ok(m.by_token(kind, token).and_then(model::observe)))
+            .await
     }
 
     async fn update(
@@ -362,7 +393,10 @@ impl Provider for LocalCloud {
     ) -> provider::Result<Observed> {
         let kind = kind_of(kind, "Update")?;
         let tags_only = changed.iter().all(|f| f == "tags");
-        self.api(kind.update_call(tags_only), |m, s| m.update(kind, physical_id, inputs, changed, s)).await
+        self.api(kind.update_call(tags_only), |m, s| {
+            m.update(kind, physical_id, inputs, changed, s)
+        })
+        .await
     }
 
     async fn delete(&self, kind: &str, physical_id: &str) -> provider::Result<()> {
@@ -374,13 +408,26 @@ impl Provider for LocalCloud {
         self.api("DescribeAutoScalingInstances", |m, _| m.fleet_instances(group)).await
     }
 
-    async fn set_capacity(&self, group: &str, min: u32, desired: u32, max: u32) -> provider::Result<()> {
+    async fn set_capacity(
+        &self,
+        group: &str,
+        min: u32,
+        desired: u32,
+        max: u32,
+    ) -> provider::Result<()> {
         self.api("SetDesiredCapacity", |m, s| m.set_capacity(group, (min, desired, max), s)).await
     }
 
-    async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> provider::Result<()> {
-        self.api("TerminateInstanceInAutoScalingGroup", |m, s| m.terminate_in_group(group, ids, decrement, s))
-            .await
+    async fn terminate_instances(
+        &self,
+        group: &str,
+        ids: &[String],
+        decrement: bool,
+    ) -> provider::Result<()> {
+        self.api("TerminateInstanceInAutoScalingGroup", |m, s| {
+            m.terminate_in_group(group, ids, decrement, s)
+        })
+        .await
     }
 
     /// Launches (`RunInstances`, `CreateAutoScalingGroup`, `SetDesiredCapacity`, and the trait's
@@ -388,7 +435,9 @@ impl Provider for LocalCloud {
     /// [`Category::Describe`]; everything else as [`Category::Mutate`].
     fn category(&self, call: &str) -> Category {
         match call {
-            "RunInstances" | "CreateAutoScalingGroup" | "SetDesiredCapacity" | "set_capacity" => Category::Launch,
+            "RunInstances" | "CreateAutoScalingGroup" | "SetDesiredCapacity" | "set_capacity" => {
+                Category::Launch
+            }
             "read" | "find_by_token" | "fleet_instances" => Category::Describe,
             _ if call.starts_with("Describe") => Category::Describe,
             _ => Category::Mutate,
@@ -410,17 +459,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cloud = LocalCloud::open(dir.path()).unwrap();
         cloud.set_faults(Faults::default().error_rate(1.0)).unwrap();
-        let e = create(&cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16"})).await.unwrap_err();
-        assert_eq!((e.kind, e.code.as_str(), e.call.as_str()), (ErrorKind::Transient, "InternalError", "CreateVpc"));
+        let e = create(&cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16"}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.code.as_str(), e.call.as_str()),
+            (ErrorKind::Transient, "InternalError", "CreateVpc")
+        );
         assert!(e.kind.is_retryable());
         cloud.set_faults(Faults::default().throttle_rate(1.0)).unwrap();
-        let e = create(&cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16"})).await.unwrap_err();
+        let e = create(&cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16"}))
+            .await
+            .unwrap_err();
         assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Throttling, "RequestLimitExceeded"));
         assert!(cloud.resources("aws:ec2:Vpc").is_empty());
         assert_eq!(fs_len(&cloud), 0, "nothing was journaled");
         assert_eq!(cloud.api_calls_by_name()["CreateVpc"], 2, "failed calls count");
         cloud.set_faults(Faults::default()).unwrap();
-        let vpc = create(&cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16"})).await.unwrap();
+        let vpc = create(&cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16"}))
+            .await
+            .unwrap();
         assert_eq!(vpc.physical_id, "vpc-00000000000000001");
     }
 
@@ -458,11 +516,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cloud = LocalCloud::open(dir.path()).unwrap();
         let net = network(&cloud).await;
-        cloud.modify_out_of_band("aws:ec2:Vpc", &net.vpc, "enable_dns_hostnames", json!(true)).unwrap();
-        let e = cloud.modify_out_of_band("aws:ec2:Vpc", &net.vpc, "cidr_block", json!("10.1.0.0/16")).unwrap_err();
+        cloud
+            .modify_out_of_band("aws:ec2:Vpc", &net.vpc, "enable_dns_hostnames", json!(true))
+            .unwrap();
+        let e = cloud
+            .modify_out_of_band("aws:ec2:Vpc", &net.vpc, "cidr_block", json!("10.1.0.0/16"))
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Terminal);
-        cloud.set_tags_out_of_band("aws:ec2:Vpc", &net.vpc, BTreeMap::from([("owner".into(), "ops".into())])).unwrap();
-        let vpc = cloud.read("aws:ec2:Vpc", &[net.vpc.clone()]).await.unwrap().remove(0).unwrap();
+        cloud
+            .set_tags_out_of_band(
+                "aws:ec2:Vpc",
+                &net.vpc,
+                BTreeMap::from([("owner".into(), "ops".into())]),
+            )
+            .unwrap();
+        let vpc = cloud
+            .read("aws:ec2:Vpc", std::slice::from_ref(&net.vpc))
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
         assert_eq!(vpc.inputs["enable_dns_hostnames"], true);
         assert_eq!(vpc.inputs["tags"], json!({"owner": "ops"}));
         assert!(cloud.find_by_token("aws:ec2:Vpc", "tok-vpc-0123456789").await.unwrap().is_none());

@@ -15,7 +15,8 @@ use serde_json::{Map, Value as Json, json};
 use crate::provider::{self, ErrorKind, Observed};
 use crate::release::ImageRecord;
 
-use super::fleet::{Group, Instance, Target};
+use super::fleet::{Group, Target};
+use super::instance::Instance;
 
 /// The kinds the local cloud simulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -358,6 +359,10 @@ pub(crate) struct Model {
     names: HashMap<(Kind, String), String>,
     /// A resource to the resources that depend on it.
     dependents: HashMap<(Kind, String), BTreeSet<(Kind, String)>>,
+    /// The subnets of each VPC by `(vpc, first address)`: `(last address, subnet id)`.
+    subnet_ranges: BTreeMap<(String, u32), (u32, String)>,
+    /// The addresses live instances hold, by subnet.
+    addresses: HashMap<String, BTreeSet<u32>>,
     /// Timed fleet events, in the order they are due.
     pub(crate) events: BTreeSet<(u64, Target)>,
     /// Resources changed since the last journal entry.
@@ -426,6 +431,34 @@ impl Model {
             .unwrap_or_default()
     }
 
+    /// The ids of the resources of kind `of` that depend on `(kind, id)`, in id order.
+    pub(crate) fn dependents_of(
+        &self,
+        kind: Kind,
+        id: &str,
+        of: Kind,
+    ) -> impl Iterator<Item = &str> {
+        self.dependents.get(&(kind, id.to_owned())).into_iter().flat_map(move |set| {
+            set.range((of, String::new())..)
+                .take_while(move |(k, _)| *k == of)
+                .map(|(_, id)| id.as_str())
+        })
+    }
+
+    /// A subnet of VPC `vpc` whose block overlaps `block`, if any.
+    pub(crate) fn overlapping_subnet(&self, vpc: &str, block: Ipv4Net) -> Option<&str> {
+        let (first, last) = (u32::from(block.network()), u32::from(block.broadcast()));
+        // Sibling blocks are disjoint: only the last one starting at or before `last` can overlap.
+        let ((_, _), (end, id)) =
+            self.subnet_ranges.range((vpc.to_owned(), 0)..=(vpc.to_owned(), last)).next_back()?;
+        (*end >= first).then_some(id.as_str())
+    }
+
+    /// Whether a live instance holds address `ip` in subnet `subnet`.
+    pub(crate) fn address_used(&self, subnet: &str, ip: u32) -> bool {
+        self.addresses.get(subnet).is_some_and(|used| used.contains(&ip))
+    }
+
     /// Adds or replaces a resource.
     pub(crate) fn insert(&mut self, resource: Resource) {
         let kind = resource.spec.kind();
@@ -485,6 +518,29 @@ impl Model {
                 }
             }
         }
+        match &r.spec {
+            Spec::Subnet(s) => {
+                let k = (s.vpc_id.clone(), u32::from(s.cidr_block.network()));
+                if add {
+                    self.subnet_ranges
+                        .insert(k, (u32::from(s.cidr_block.broadcast()), r.id.clone()));
+                } else if self.subnet_ranges.get(&k).is_some_and(|(_, id)| *id == r.id) {
+                    self.subnet_ranges.remove(&k);
+                }
+            }
+            Spec::Instance(i) if live => {
+                let ip = u32::from(i.private_ip);
+                if add {
+                    self.addresses.entry(i.subnet_id.clone()).or_default().insert(ip);
+                } else if let Some(used) = self.addresses.get_mut(&i.subnet_id) {
+                    used.remove(&ip);
+                    if used.is_empty() {
+                        self.addresses.remove(&i.subnet_id);
+                    }
+                }
+            }
+            _ => {}
+        }
         if add {
             if let Some(event) = super::fleet::next_event(r) {
                 self.events.insert(event);
@@ -492,107 +548,9 @@ impl Model {
         }
     }
 
-    /// The cloud's view of a resource; `None` for a terminated instance.
-    pub(crate) fn observe(&self, r: &Resource) -> Option<Observed> {
-        let tags = user_tags(&r.tags);
-        let (outputs, inputs) = match &r.spec {
-            Spec::Vpc(v) => (
-                json!({"id": r.id}),
-                json!({
-                    "cidr_block": v.cidr_block,
-                    "enable_dns_hostnames": v.enable_dns_hostnames,
-                    "tags": tags,
-                }),
-            ),
-            Spec::Subnet(s) => (
-                json!({"id": r.id}),
-                json!({
-                    "vpc_id": s.vpc_id,
-                    "cidr_block": s.cidr_block,
-                    "availability_zone": s.availability_zone,
-                    "map_public_ip_on_launch": s.map_public_ip_on_launch,
-                    "tags": tags,
-                }),
-            ),
-            Spec::InternetGateway(g) => {
-                (json!({"id": r.id}), json!({"vpc_id": g.vpc_id, "tags": tags}))
-            }
-            Spec::RouteTable(t) => (
-                json!({"id": r.id}),
-                json!({
-                    "vpc_id": t.vpc_id,
-                    "routes": t.routes,
-                    "subnet_ids": t.subnet_ids,
-                    "tags": tags,
-                }),
-            ),
-            Spec::SecurityGroup(g) => (
-                json!({"id": r.id}),
-                json!({
-                    "vpc_id": g.vpc_id,
-                    "name": g.name,
-                    "description": g.description,
-                    "ingress": g.ingress,
-                    "egress": g.egress,
-                    "tags": tags,
-                }),
-            ),
-            Spec::LaunchTemplate(t) => {
-                let latest = t.versions.last()?;
-                (json!({"id": r.id, "latest_version": t.latest()}), Json::Object(latest.inputs(&t.name)))
-            }
-            Spec::Instance(i) => {
-                if i.is_terminated() {
-                    return None;
-                }
-                (
-                    json!({"id": r.id, "private_ip": i.private_ip.to_string()}),
-                    json!({
-                        "image_id": i.image_id,
-                        "instance_type": i.instance_type,
-                        "subnet_id": i.subnet_id,
-                        "security_group_ids": i.security_group_ids,
-                        "user_data": i.user_data,
-                        "tags": tags,
-                    }),
-                )
-            }
-            Spec::Image(i) => (
-                json!({"id": r.id}),
-                json!({
-                    "name": i.name,
-                    "version": i.version.to_string(),
-                    "source_image_id": i.source_image_id,
-                    "tags": tags,
-                }),
-            ),
-            Spec::AutoScalingGroup(g) => (
-                json!({"name": r.id, "arn": g.arn}),
-                json!({
-                    "name": r.id,
-                    "launch_template_id": g.launch_template_id,
-                    "launch_template_version": g.launch_template_version,
-                    "min_size": g.min_size,
-                    "desired_capacity": g.desired_capacity,
-                    "max_size": g.max_size,
-                    "subnet_ids": g.subnet_ids,
-                    "health_check_type": g.health_check_type,
-                    "health_check_grace_period": g.health_check_grace_period,
-                    "tags": tags,
-                }),
-            ),
-        };
-        Some(Observed {
-            physical_id: r.id.clone(),
-            outputs: object(outputs),
-            inputs: object(inputs),
-            tags: r.tags.clone(),
-        })
-    }
-
     /// The resource `id` of `kind` as the cloud reports it.
     pub(crate) fn observe_id(&self, kind: Kind, id: &str) -> Option<Observed> {
-        self.observe(self.get(kind, id)?)
+        observe(self.get(kind, id)?)
     }
 
     /// Every image as a catalog record.
@@ -609,6 +567,107 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// The cloud's view of a resource; `None` for a terminated instance.
+pub(crate) fn observe(r: &Resource) -> Option<Observed> {
+    let tags = user_tags(&r.tags);
+    let (outputs, inputs) = match &r.spec {
+        Spec::Vpc(v) => (
+            json!({"id": r.id}),
+            json!({
+                "cidr_block": v.cidr_block,
+                "enable_dns_hostnames": v.enable_dns_hostnames,
+                "tags": tags,
+            }),
+        ),
+        Spec::Subnet(s) => (
+            json!({"id": r.id}),
+            json!({
+                "vpc_id": s.vpc_id,
+                "cidr_block": s.cidr_block,
+                "availability_zone": s.availability_zone,
+                "map_public_ip_on_launch": s.map_public_ip_on_launch,
+                "tags": tags,
+            }),
+        ),
+        Spec::InternetGateway(g) => {
+            (json!({"id": r.id}), json!({"vpc_id": g.vpc_id, "tags": tags}))
+        }
+        Spec::RouteTable(t) => (
+            json!({"id": r.id}),
+            json!({
+                "vpc_id": t.vpc_id,
+                "routes": t.routes,
+                "subnet_ids": t.subnet_ids,
+                "tags": tags,
+            }),
+        ),
+        Spec::SecurityGroup(g) => (
+            json!({"id": r.id}),
+            json!({
+                "vpc_id": g.vpc_id,
+                "name": g.name,
+                "description": g.description,
+                "ingress": g.ingress,
+                "egress": g.egress,
+                "tags": tags,
+            }),
+        ),
+        Spec::LaunchTemplate(t) => {
+            let latest = t.versions.last()?;
+            (
+                json!({"id": r.id, "latest_version": t.latest()}),
+                Json::Object(latest.inputs(&t.name)),
+            )
+        }
+        Spec::Instance(i) => {
+            if i.is_terminated() {
+                return None;
+            }
+            (
+                json!({"id": r.id, "private_ip": i.private_ip.to_string()}),
+                json!({
+                    "image_id": i.image_id,
+                    "instance_type": i.instance_type,
+                    "subnet_id": i.subnet_id,
+                    "security_group_ids": i.security_group_ids,
+                    "user_data": i.user_data,
+                    "tags": tags,
+                }),
+            )
+        }
+        Spec::Image(i) => (
+            json!({"id": r.id}),
+            json!({
+                "name": i.name,
+                "version": i.version.to_string(),
+                "source_image_id": i.source_image_id,
+                "tags": tags,
+            }),
+        ),
+        Spec::AutoScalingGroup(g) => (
+            json!({"name": r.id, "arn": g.arn}),
+            json!({
+                "name": r.id,
+                "launch_template_id": g.launch_template_id,
+                "launch_template_version": g.launch_template_version,
+                "min_size": g.min_size,
+                "desired_capacity": g.desired_capacity,
+                "max_size": g.max_size,
+                "subnet_ids": g.subnet_ids,
+                "health_check_type": g.health_check_type,
+                "health_check_grace_period": g.health_check_grace_period,
+                "tags": tags,
+            }),
+        ),
+    };
+    Some(Observed {
+        physical_id: r.id.clone(),
+        outputs: object(outputs),
+        inputs: object(inputs),
+        tags: r.tags.clone(),
+    })
 }
 
 /// The name that must be unique among resources of the kind, scoped as AWS scopes it.
@@ -681,7 +740,10 @@ mod tests {
             id: "vpc-1".into(),
             tags: BTreeMap::new(),
             created_at: 0,
-            spec: Spec::Vpc(Vpc { cidr_block: "10.0.0.0/16".parse().unwrap(), enable_dns_hostnames: false }),
+            spec: Spec::Vpc(Vpc {
+                cidr_block: "10.0.0.0/16".parse().unwrap(),
+                enable_dns_hostnames: false,
+            }),
         };
         model.insert(vpc);
         let subnet = Resource {
@@ -697,7 +759,10 @@ mod tests {
             }),
         };
         model.insert(subnet);
-        assert_eq!(model.dependents(Kind::Vpc, "vpc-1"), vec![(Kind::Subnet, "subnet-1".to_owned())]);
+        assert_eq!(
+            model.dependents(Kind::Vpc, "vpc-1"),
+            vec![(Kind::Subnet, "subnet-1".to_owned())]
+        );
         assert_eq!(model.by_token(Kind::Subnet, "t1").map(|r| r.id.as_str()), Some("subnet-1"));
         model.take(Kind::Subnet, "subnet-1");
         assert!(model.dependents(Kind::Vpc, "vpc-1").is_empty());

@@ -82,9 +82,12 @@ pub(crate) fn entry(model: &mut Model) -> Option<Vec<u8>> {
     }
     let ops = changes
         .iter()
-        .map(|(kind, id)| model.get(*kind, id).map_or(OpOut::Remove { kind: *kind, id }, OpOut::Put))
+        .map(|(kind, id)| {
+            model.get(*kind, id).map_or(OpOut::Remove { kind: *kind, id }, OpOut::Put)
+        })
         .collect();
-    let mut line = serde_json::to_vec(&EntryOut { at: model.clock_ms, next: model.next, ops }).ok()?;
+    let mut line =
+        serde_json::to_vec(&EntryOut { at: model.clock_ms, next: model.next, ops }).ok()?;
     line.push(b'\n');
     Some(line)
 }
@@ -154,7 +157,10 @@ impl Disk {
                 if snap.format != 1 {
                     return Err(Error::State {
                         path: snapshot,
-                        message: format!("snapshot format {} is not supported by this Graven", snap.format),
+                        message: format!(
+                            "snapshot format {} is not supported by this Graven",
+                            snap.format
+                        ),
                     });
                 }
                 for r in snap.resources {
@@ -178,9 +184,13 @@ impl Disk {
             tracing::warn!("local cloud: ignoring a torn last line in `{}`", path.display());
             journal.set_len(complete as u64).map_err(|e| Error::io("truncating", &path, e))?;
         }
-        let identity = journal.metadata().map(|m| identity(&m)).map_err(|e| Error::io("reading", &path, e))?;
+        let identity =
+            journal.metadata().map(|m| identity(&m)).map_err(|e| Error::io("reading", &path, e))?;
         model.forget_changes();
-        Ok((model, Disk { dir: dir.to_owned(), journal, offset: complete as u64, identity, snapshot_len }))
+        Ok((
+            model,
+            Disk { dir: dir.to_owned(), journal, offset: complete as u64, identity, snapshot_len },
+        ))
     }
 
     /// Appends a journal line.
@@ -252,7 +262,9 @@ fn apply(model: &mut Model, bytes: &[u8]) -> usize {
                 model.next = model.next.max(entry.next);
                 model.clock_ms = model.clock_ms.max(entry.at);
             }
-            Err(e) => tracing::warn!("local cloud: skipping a journal line that does not parse: {e}"),
+            Err(e) => {
+                tracing::warn!("local cloud: skipping a journal line that does not parse: {e}");
+            }
         }
     }
     complete
@@ -293,13 +305,24 @@ mod tests {
         assert_eq!(cloud.fleet_instances("web").await.unwrap(), fleet_before);
         assert!(fleet_before.iter().all(|i| i.health == Health::Healthy));
         assert_eq!(cloud.resources("aws:ec2:Subnet"), subnets_before);
-        assert!(fs::read(journal(dir.path())).unwrap().ends_with(b"\n"), "the torn line is cut off");
-        let vpc = create(&cloud, "vpc2", "aws:ec2:Vpc", json!({"cidr_block": "10.9.0.0/16"})).await.unwrap();
-        assert!(cloud.resources("aws:ec2:Vpc").len() == 2 && vpc.physical_id != net.vpc, "ids continue");
+        assert!(
+            fs::read(journal(dir.path())).unwrap().ends_with(b"\n"),
+            "the torn line is cut off"
+        );
+        let vpc = create(&cloud, "vpc2", "aws:ec2:Vpc", json!({"cidr_block": "10.9.0.0/16"}))
+            .await
+            .unwrap();
+        assert!(
+            cloud.resources("aws:ec2:Vpc").len() == 2 && vpc.physical_id != net.vpc,
+            "ids continue"
+        );
         drop(cloud);
         let cloud = LocalCloud::open(dir.path()).unwrap();
         assert_eq!(cloud.resources("aws:ec2:Vpc").len(), 2);
-        assert_eq!(cloud.find_by_token("aws:ec2:Vpc", "tok-vpc2-0123456789").await.unwrap().unwrap(), vpc);
+        assert_eq!(
+            cloud.find_by_token("aws:ec2:Vpc", "tok-vpc2-0123456789").await.unwrap().unwrap(),
+            vpc
+        );
     }
 
     #[tokio::test]
@@ -333,7 +356,8 @@ mod tests {
         b.delete_out_of_band("aws:ec2:Subnet", &net.subnets[1]).unwrap();
         assert_eq!(a.read("aws:ec2:Subnet", &net.subnets).await.unwrap()[1], None);
         a.compact().unwrap();
-        let vpc = create(&b, "vpc2", "aws:ec2:Vpc", json!({"cidr_block": "10.9.0.0/16"})).await.unwrap();
+        let vpc =
+            create(&b, "vpc2", "aws:ec2:Vpc", json!({"cidr_block": "10.9.0.0/16"})).await.unwrap();
         assert_ne!(vpc.physical_id, net.vpc, "b reloaded after a compacted");
         assert_eq!(a.resources("aws:ec2:Vpc").len(), 2);
     }

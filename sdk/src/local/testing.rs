@@ -10,11 +10,17 @@ use super::LocalCloud;
 
 /// `value` as a JSON object.
 pub(crate) fn map(value: Json) -> Map<String, Json> {
-    value.as_object().cloned().expect("an object")
+    let Json::Object(map) = value else { panic!("an object") };
+    map
 }
 
 /// Creates resource `id` of `kind` with token `tok-{id}` in stack `test`.
-pub(crate) async fn create(cloud: &LocalCloud, id: &str, kind: &str, inputs: Json) -> provider::Result<Observed> {
+pub(crate) async fn create(
+    cloud: &LocalCloud,
+    id: &str,
+    kind: &str,
+    inputs: Json,
+) -> provider::Result<Observed> {
     let inputs = map(inputs);
     let tags = BTreeMap::from([
         ("graven:stack".to_owned(), "test".to_owned()),
@@ -39,10 +45,15 @@ pub(crate) struct Net {
 
 /// Creates a [`Net`].
 pub(crate) async fn network(cloud: &LocalCloud) -> Net {
-    let vpc = create(cloud, "vpc", "aws:ec2:Vpc", json!({"cidr_block": "10.0.0.0/16", "tags": {"team": "web"}}))
-        .await
-        .unwrap()
-        .physical_id;
+    let vpc = create(
+        cloud,
+        "vpc",
+        "aws:ec2:Vpc",
+        json!({"cidr_block": "10.0.0.0/16", "tags": {"team": "web"}}),
+    )
+    .await
+    .unwrap()
+    .physical_id;
     let mut subnets = Vec::new();
     for (n, az) in [(1, "local-1a"), (2, "local-1b")] {
         let subnet = create(
@@ -72,7 +83,13 @@ pub(crate) async fn network(cloud: &LocalCloud) -> Net {
 
 /// Creates a launch template of `image` and a group `web` of `desired` instances (min 0, max
 /// 10) with grace period `grace` seconds; returns the template's id.
-pub(crate) async fn fleet(cloud: &LocalCloud, net: &Net, image: &str, desired: u32, grace: u64) -> String {
+pub(crate) async fn fleet(
+    cloud: &LocalCloud,
+    net: &Net,
+    image: &str,
+    desired: u32,
+    grace: u64,
+) -> String {
     let lt = create(
         cloud,
         "lt",

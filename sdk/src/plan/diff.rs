@@ -47,7 +47,8 @@ impl Resolved<'_> {
 
 struct Ctx<'a> {
     graph: &'a DeploymentGraph,
-    state: &'a State,
+    /// The recorded resource of each node, by node index.
+    recorded: Vec<Option<&'a ResourceState>>,
     outputs: Vec<Outputs>,
 }
 
@@ -81,9 +82,13 @@ impl Ctx<'_> {
     /// references and records the first of them in `first`.
     fn resolve_owned(&self, v: &Json, first: &mut Option<String>) -> Json {
         if let Some((res, out)) = as_reference(v) {
-            let known = self.graph.index_of(res).filter(|&t| !self.output_changes(t, out)).and_then(|_| {
-                self.state.resources.get(res).and_then(|r| r.outputs.get(out)).cloned()
-            });
+            let known = self
+                .graph
+                .index_of(res)
+                .filter(|&t| !self.output_changes(t, out))
+                .and_then(|t| self.recorded[t])
+                .and_then(|r| r.outputs.get(out))
+                .cloned();
             return match known {
                 Some(k) => k,
                 None => {
@@ -132,14 +137,22 @@ fn effect_reason(field: &str, effect: Update, unknown: Option<&str>, drifted: bo
 /// The plan of an apply.
 pub(super) fn plan(graph: &DeploymentGraph, state: &State, options: &Options) -> Result<Plan> {
     let nodes = graph.nodes();
-    let mut cx = Ctx { graph, state, outputs: vec![Outputs::Same; nodes.len()] };
+    let mut recorded: Vec<Option<&ResourceState>> = vec![None; nodes.len()];
+    let mut removed: Vec<&ResourceState> = Vec::new();
+    for r in state.resources.values() {
+        match graph.index_of(&r.id) {
+            Some(i) => recorded[i] = Some(r),
+            None => removed.push(r),
+        }
+    }
+    let mut cx = Ctx { graph, recorded, outputs: vec![Outputs::Same; nodes.len()] };
     let mut planned: Vec<Option<Change>> = vec![None; nodes.len()];
     let mut dbc = vec![false; nodes.len()];
     let mut protected = Vec::new();
 
     for &i in graph.order() {
         let node = &nodes[i];
-        let recorded = state.resources.get(&node.id);
+        let recorded = cx.recorded[i];
         let observed = options.observed.as_ref().map(|o| o.get(&node.id).and_then(Option::as_ref));
         let change = match (recorded, observed) {
             (None, _) => Some(create(node, &cx, vec!["new resource".to_owned()])),
@@ -173,8 +186,6 @@ pub(super) fn plan(graph: &DeploymentGraph, state: &State, options: &Options) ->
     }
 
     // Resources recorded but no longer in the stack.
-    let mut removed: Vec<&ResourceState> =
-        state.resources.values().filter(|r| graph.index_of(&r.id).is_none()).collect();
     if !removed.is_empty() {
         let ranks = steps::state_ranks(state);
         removed.sort_by_key(|r| std::cmp::Reverse(ranks.get(r.id.as_str()).copied()));

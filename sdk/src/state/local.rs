@@ -246,7 +246,7 @@ impl LocalStore {
                     path: journal_path,
                     message: format!(
                         "the journal holds steps recorded on top of serial {} (lineage {}), but the state file has \
-                         serial {} (lineage {}): the state file was replaced since (a backup restored, a file \
+                         serial {} (lineage {}): the state file was replaced or deleted since (a backup restored, a file \
                          copied), and those steps are not in it. If that was on purpose, move the journal aside \
                          (it lists what that run did, for you to reconcile) and run again",
                         header.serial,
@@ -465,10 +465,8 @@ mod tests {
         let other = LocalStore::new(store.root.clone());
         assert_eq!(other.load("web").await.unwrap().unwrap(), saved);
         assert!(!store.dir().join("web.json.tmp").exists());
-        assert!(
-            store.backups("web").await.unwrap().is_empty(),
-            "nothing to back up on the first save"
-        );
+        let backups = store.backups("web").await.unwrap();
+        assert!(backups.is_empty(), "nothing to back up on the first save");
     }
 
     #[tokio::test]
@@ -789,13 +787,9 @@ mod tests {
 
     #[test]
     fn describe_names_the_file() {
-        assert_eq!(
-            LocalStore::new(".").describe("web"),
-            "`.graven/state/web.json`"
-        );
-        assert_eq!(
-            LocalStore::new("/srv/app").describe("web"),
-            "`/srv/app/.graven/state/web.json`"
-        );
+        let here = LocalStore::new(".").describe("web");
+        assert_eq!(here, "`.graven/state/web.json`");
+        let there = LocalStore::new("/srv/app").describe("web");
+        assert_eq!(there, "`/srv/app/.graven/state/web.json`");
     }
 }

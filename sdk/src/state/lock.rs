@@ -53,6 +53,22 @@ impl LockInfo {
         }
     }
 
+    /// What a lock file at `path` that cannot be parsed is reported as: a holder with id
+    /// `unknown`, the parse error as its operation and the file's modification time as its
+    /// start. Such a file is left by a run that died between creating and writing it (or was
+    /// edited); it is never broken automatically, and `state unlock --force` removes it.
+    pub fn damaged(path: &Path, error: &str) -> Self {
+        let modified = fs::metadata(path).and_then(|m| m.modified()).ok();
+        LockInfo {
+            id: "unknown".to_owned(),
+            operation: format!("unknown: the lock file is damaged ({error})"),
+            pid: 0,
+            host: "unknown".to_owned(),
+            created_at: modified.map_or_else(|| "unknown".to_owned(), super::model::timestamp),
+            who: "unknown".to_owned(),
+        }
+    }
+
     /// Whether the holder is a process of this host that is no longer running.
     ///
     /// Only decidable on Linux (it looks for `/proc/<pid>`); elsewhere, and for locks from
@@ -97,15 +113,16 @@ enum Holder {
     None,
     /// A lock.
     Lock(LockInfo),
-    /// A lock file that does not parse (empty: its creator died before writing it).
-    Unreadable(String),
+    /// A lock file that does not parse (empty: its creator died before writing it), described
+    /// by [`LockInfo::damaged`].
+    Unreadable(LockInfo),
 }
 
 fn read_holder(path: &Path) -> Result<Holder> {
     match fs::read(path) {
         Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {
             Ok(info) => Holder::Lock(info),
-            Err(e) => Holder::Unreadable(e.to_string()),
+            Err(e) => Holder::Unreadable(LockInfo::damaged(path, &e.to_string())),
         }),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Holder::None),
         Err(e) => Err(Error::io("cannot read the lock", path, e)),
@@ -126,17 +143,11 @@ fn read_settled(path: &Path) -> Result<Holder> {
     Ok(holder)
 }
 
-/// The lock at `path`, if any.
+/// The lock at `path`, if any; a damaged lock file is described by [`LockInfo::damaged`].
 pub(crate) fn read(path: &Path) -> Result<Option<LockInfo>> {
     match read_settled(path)? {
         Holder::None => Ok(None),
-        Holder::Lock(info) => Ok(Some(info)),
-        Holder::Unreadable(e) => Err(Error::State {
-            path: path.to_owned(),
-            message: format!(
-                "the lock file is damaged ({e}); if no run is active, remove it with `state unlock --force`"
-            ),
-        }),
+        Holder::Lock(info) | Holder::Unreadable(info) => Ok(Some(info)),
     }
 }
 
@@ -164,17 +175,8 @@ pub(crate) fn acquire(path: &Path, stack: &str, operation: &str) -> Result<LockI
         }
         match read_settled(path)? {
             Holder::None => {}
-            Holder::Unreadable(e) => {
-                return Err(Error::Locked {
-                    stack: stack.to_owned(),
-                    holder: format!(
-                        "an unknown run (the lock file `{}` is damaged: {e})",
-                        path.display()
-                    ),
-                });
-            }
             Holder::Lock(holder) if holder.is_stale() => break_stale(path, &holder)?,
-            Holder::Lock(holder) => {
+            Holder::Lock(holder) | Holder::Unreadable(holder) => {
                 return Err(Error::Locked {
                     stack: stack.to_owned(),
                     holder: holder.to_string(),
@@ -236,8 +238,8 @@ pub(crate) fn release(path: &Path, stack: &str, lock: &LockInfo) -> Result<()> {
              so check the state for changes made by another run",
             lock.id
         ),
-        Holder::Unreadable(e) => format!(
-            "cannot unlock stack `{stack}`: the lock file is damaged ({e}); remove it with `state unlock --force`"
+        Holder::Unreadable(holder) => format!(
+            "cannot unlock stack `{stack}`: the lock is held by {holder}; remove it with `state unlock --force`"
         ),
     };
     Err(Error::State {
@@ -246,8 +248,8 @@ pub(crate) fn release(path: &Path, stack: &str, lock: &LockInfo) -> Result<()> {
     })
 }
 
-/// Removes the lock at `path`, whoever holds it; returns what it removed. A damaged lock file
-/// is removed too (with a warning), and reported as `None`.
+/// Removes the lock at `path`, whoever holds it; returns what it removed (a damaged lock file
+/// is removed too, and described by [`LockInfo::damaged`]).
 pub(crate) fn force_release(path: &Path) -> Result<Option<LockInfo>> {
     let holder = read_holder(path)?;
     match fs::remove_file(path) {
@@ -256,11 +258,7 @@ pub(crate) fn force_release(path: &Path) -> Result<Option<LockInfo>> {
         Err(e) => return Err(Error::io("cannot remove the lock", path, e)),
     }
     match holder {
-        Holder::Lock(info) => Ok(Some(info)),
-        Holder::Unreadable(e) => {
-            tracing::warn!(lock = %path.display(), "removed a damaged lock file ({e})");
-            Ok(None)
-        }
+        Holder::Lock(info) | Holder::Unreadable(info) => Ok(Some(info)),
         Holder::None => Ok(None),
     }
 }
@@ -387,7 +385,8 @@ mod tests {
         assert!(!path.exists());
         assert_eq!(force_release(&path).unwrap(), None);
         fs::write(&path, b"").unwrap();
-        assert_eq!(force_release(&path).unwrap(), None);
+        let removed = force_release(&path).unwrap().unwrap();
+        assert_eq!(removed.id, "unknown");
         assert!(!path.exists(), "a damaged lock is removed too");
     }
 
@@ -400,6 +399,12 @@ mod tests {
             matches!(&err, Error::Locked { holder, .. } if holder.contains("damaged")),
             "{err}"
         );
-        assert!(read(&path).is_err());
+        let info = read(&path).unwrap().unwrap();
+        assert!(
+            info.operation.contains("the lock file is damaged"),
+            "{info}"
+        );
+        assert!(!info.is_stale());
+        assert_eq!(fs::read(&path).unwrap(), b"", "left in place");
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, InstanceStateName, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, Filter, InstanceStateName, ResourceType, Tag, TagSpecification,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -21,42 +23,89 @@ pub(super) type Found = BTreeMap<String, Observed>;
 
 /// A filter.
 pub(super) fn filter(name: &str, values: &[String]) -> Filter {
-    Filter::builder().name(name).set_values(Some(values.to_vec())).build()
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
 }
 
 /// The filter sets a read runs: the token's tag when finding by token, else `id_filter` over
 /// the ids in chunks.
 pub(super) fn id_filters(id_filter: &str, ids: &[String], token: Option<&str>) -> Vec<Vec<Filter>> {
     match token {
-        Some(t) => vec![vec![filter(&format!("tag:{}", tags::TOKEN), &[t.to_owned()])]],
-        None => chunks(ids, FILTER_VALUES).map(|c| vec![filter(id_filter, c)]).collect(),
+        Some(t) => vec![vec![filter(
+            &format!("tag:{}", tags::TOKEN),
+            &[t.to_owned()],
+        )]],
+        None => chunks(ids, FILTER_VALUES)
+            .map(|c| vec![filter(id_filter, c)])
+            .collect(),
     }
 }
 
 /// EC2 tags as a map.
 pub(super) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// EC2 tags from a map.
 pub(super) fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 /// Tags for a resource of type `resource` at its creation.
-pub(super) fn tag_spec(resource: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
-    TagSpecification::builder().resource_type(resource).set_tags(Some(tag_list(tags))).build()
+pub(super) fn tag_spec(
+    resource: ResourceType,
+    tags: &BTreeMap<String, String>,
+) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(tag_list(tags)))
+        .build()
 }
 
 /// Brings the user tags of EC2 resource `id` from `current` (all its tags) to `desired`.
-pub(super) async fn retag(p: &AwsProvider, id: &str, current: &BTreeMap<String, String>, desired: &BTreeMap<String, String>) -> provider::Result<()> {
+pub(super) async fn retag(
+    p: &AwsProvider,
+    id: &str,
+    current: &BTreeMap<String, String>,
+    desired: &BTreeMap<String, String>,
+) -> provider::Result<()> {
     let (set, remove) = tag_diff(current, desired);
     if !set.is_empty() {
-        p.call("CreateTags", p.ec2.create_tags().resources(id).set_tags(Some(tag_list(&set))).send()).await?;
+        p.call(
+            "CreateTags",
+            p.ec2
+                .create_tags()
+                .resources(id)
+                .set_tags(Some(tag_list(&set)))
+                .send(),
+        )
+        .await?;
     }
     if !remove.is_empty() {
-        let keys = remove.iter().map(|k| Tag::builder().key(k).build()).collect();
-        p.call("DeleteTags", p.ec2.delete_tags().resources(id).set_tags(Some(keys)).send()).await?;
+        let keys = remove
+            .iter()
+            .map(|k| Tag::builder().key(k).build())
+            .collect();
+        p.call(
+            "DeleteTags",
+            p.ec2
+                .delete_tags()
+                .resources(id)
+                .set_tags(Some(keys))
+                .send(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -66,7 +115,12 @@ pub(super) async fn current(p: &AwsProvider, kind: &str, id: &str) -> provider::
     use crate::provider::Provider as _;
     let read = p.read(kind, &[id.to_owned()]).await?;
     read.into_iter().next().flatten().ok_or_else(|| {
-        provider::Error::new(ErrorKind::NotFound, format!("update {kind}"), "NotFound", format!("`{id}` does not exist"))
+        provider::Error::new(
+            ErrorKind::NotFound,
+            format!("update {kind}"),
+            "NotFound",
+            format!("`{id}` does not exist"),
+        )
     })
 }
 
@@ -78,26 +132,43 @@ struct TagsIn {
 }
 
 /// Updates the user tags of an EC2 resource to the inputs' `tags`.
-pub(super) async fn update_tags(p: &AwsProvider, kind: &str, id: &str, inputs: &Map<String, Json>) -> provider::Result<()> {
+pub(super) async fn update_tags(
+    p: &AwsProvider,
+    kind: &str,
+    id: &str,
+    inputs: &Map<String, Json>,
+) -> provider::Result<()> {
     let desired: TagsIn = decode(kind, inputs)?;
     let now = current(p, kind, id).await?;
     retag(p, id, &now.tags, &desired.tags).await
 }
 
 /// The update of kinds whose only in-place change is their tags.
-pub(super) async fn update_tags_only(p: &AwsProvider, kind: &str, id: &str, inputs: &Map<String, Json>) -> provider::Result<()> {
+pub(super) async fn update_tags_only(
+    p: &AwsProvider,
+    kind: &str,
+    id: &str,
+    inputs: &Map<String, Json>,
+) -> provider::Result<()> {
     update_tags(p, kind, id, inputs).await
 }
 
 /// A required field of a response.
-pub(super) fn required<'a>(call: &str, what: &str, value: Option<&'a str>) -> provider::Result<&'a str> {
+pub(super) fn required<'a>(
+    call: &str,
+    what: &str,
+    value: Option<&'a str>,
+) -> provider::Result<&'a str> {
     value.ok_or_else(|| super::errors::invalid(call, format!("the response has no {what}")))
 }
 
 /// Retries a delete step while AWS reports a dependency that is going away (an instance's
 /// network interface after it terminated, a gateway's public addresses): AWS releases them a
 /// little after the dependant is gone. Other errors return at once.
-pub(super) async fn while_dependencies_go<T, F, Fut>(p: &AwsProvider, mut step: F) -> provider::Result<T>
+pub(super) async fn while_dependencies_go<T, F, Fut>(
+    p: &AwsProvider,
+    mut step: F,
+) -> provider::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = provider::Result<T>>,
@@ -125,11 +196,21 @@ struct VpcIn {
     tags: BTreeMap<String, String>,
 }
 
-pub(super) async fn create_vpc(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
+pub(super) async fn create_vpc(
+    p: &AwsProvider,
+    request: &Create<'_>,
+) -> provider::Result<Observed> {
     let input: VpcIn = decode(VPC, request.inputs)?;
     let all = create_tags(request, &input.tags);
     let out = p
-        .call("CreateVpc", p.ec2.create_vpc().cidr_block(&input.cidr_block).tag_specifications(tag_spec(ResourceType::Vpc, &all)).send())
+        .call(
+            "CreateVpc",
+            p.ec2
+                .create_vpc()
+                .cidr_block(&input.cidr_block)
+                .tag_specifications(tag_spec(ResourceType::Vpc, &all))
+                .send(),
+        )
         .await?;
     let id = required("CreateVpc", "VPC id", out.vpc().and_then(|v| v.vpc_id()))?.to_owned();
     if input.enable_dns_hostnames {
@@ -138,28 +219,55 @@ pub(super) async fn create_vpc(p: &AwsProvider, request: &Create<'_>) -> provide
             return Err(p.undo_create(VPC, &id, e).await);
         }
     }
-    let inputs = object([("cidr_block", json!(input.cidr_block)), ("enable_dns_hostnames", json!(input.enable_dns_hostnames))]);
+    let inputs = object([
+        ("cidr_block", json!(input.cidr_block)),
+        ("enable_dns_hostnames", json!(input.enable_dns_hostnames)),
+    ]);
     Ok(observed(&id, object([("id", json!(id))]), inputs, all))
 }
 
 async fn set_dns_hostnames(p: &AwsProvider, id: &str, on: bool) -> provider::Result<()> {
     let value = AttributeBooleanValue::builder().value(on).build();
-    p.call("ModifyVpcAttribute", p.ec2.modify_vpc_attribute().vpc_id(id).enable_dns_hostnames(value).send()).await?;
+    p.call(
+        "ModifyVpcAttribute",
+        p.ec2
+            .modify_vpc_attribute()
+            .vpc_id(id)
+            .enable_dns_hostnames(value)
+            .send(),
+    )
+    .await?;
     Ok(())
 }
 
 /// VPCs by id, or the one carrying `token`. `enable_dns_hostnames` is not reported: reading it
 /// takes one `DescribeVpcAttribute` call per VPC.
-pub(super) async fn read_vpcs(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Found> {
+pub(super) async fn read_vpcs(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Found> {
     let mut found = Found::new();
     for filters in id_filters("vpc-id", ids, token) {
         let mut next = None;
         loop {
-            let out = p.call("DescribeVpcs", p.ec2.describe_vpcs().set_filters(Some(filters.clone())).set_next_token(next.take()).send()).await?;
+            let out = p
+                .call(
+                    "DescribeVpcs",
+                    p.ec2
+                        .describe_vpcs()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(next.take())
+                        .send(),
+                )
+                .await?;
             for vpc in out.vpcs() {
                 let Some(id) = vpc.vpc_id() else { continue };
                 let inputs = object([("cidr_block", json!(vpc.cidr_block()))]);
-                found.insert(id.to_owned(), observed(id, object([("id", json!(id))]), inputs, tag_map(vpc.tags())));
+                found.insert(
+                    id.to_owned(),
+                    observed(id, object([("id", json!(id))]), inputs, tag_map(vpc.tags())),
+                );
             }
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -170,7 +278,12 @@ pub(super) async fn read_vpcs(p: &AwsProvider, ids: &[String], token: Option<&st
     Ok(found)
 }
 
-pub(super) async fn update_vpc(p: &AwsProvider, id: &str, inputs: &Map<String, Json>, changed: &[String]) -> provider::Result<()> {
+pub(super) async fn update_vpc(
+    p: &AwsProvider,
+    id: &str,
+    inputs: &Map<String, Json>,
+    changed: &[String],
+) -> provider::Result<()> {
     let input: VpcIn = decode(VPC, inputs)?;
     if changed.iter().any(|c| c == "enable_dns_hostnames") {
         set_dns_hostnames(p, id, input.enable_dns_hostnames).await?;
@@ -182,7 +295,12 @@ pub(super) async fn update_vpc(p: &AwsProvider, id: &str, inputs: &Map<String, J
 }
 
 pub(super) async fn delete_vpc(p: &AwsProvider, id: &str) -> provider::Result<()> {
-    while_dependencies_go(p, || async { p.call("DeleteVpc", p.ec2.delete_vpc().vpc_id(id).send()).await.map(drop) }).await
+    while_dependencies_go(p, || async {
+        p.call("DeleteVpc", p.ec2.delete_vpc().vpc_id(id).send())
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- subnets
@@ -198,7 +316,10 @@ struct SubnetIn {
     tags: BTreeMap<String, String>,
 }
 
-pub(super) async fn create_subnet(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
+pub(super) async fn create_subnet(
+    p: &AwsProvider,
+    request: &Create<'_>,
+) -> provider::Result<Observed> {
     let input: SubnetIn = decode(SUBNET, request.inputs)?;
     let all = create_tags(request, &input.tags);
     let out = p
@@ -213,7 +334,12 @@ pub(super) async fn create_subnet(p: &AwsProvider, request: &Create<'_>) -> prov
                 .send(),
         )
         .await?;
-    let id = required("CreateSubnet", "subnet id", out.subnet().and_then(|s| s.subnet_id()))?.to_owned();
+    let id = required(
+        "CreateSubnet",
+        "subnet id",
+        out.subnet().and_then(|s| s.subnet_id()),
+    )?
+    .to_owned();
     if input.map_public_ip_on_launch {
         if let Err(e) = p.persist(|| set_map_public_ip(p, &id, true)).await {
             return Err(p.undo_create(SUBNET, &id, e).await);
@@ -223,32 +349,62 @@ pub(super) async fn create_subnet(p: &AwsProvider, request: &Create<'_>) -> prov
         ("vpc_id", json!(input.vpc_id)),
         ("cidr_block", json!(input.cidr_block)),
         ("availability_zone", json!(input.availability_zone)),
-        ("map_public_ip_on_launch", json!(input.map_public_ip_on_launch)),
+        (
+            "map_public_ip_on_launch",
+            json!(input.map_public_ip_on_launch),
+        ),
     ]);
     Ok(observed(&id, object([("id", json!(id))]), inputs, all))
 }
 
 async fn set_map_public_ip(p: &AwsProvider, id: &str, on: bool) -> provider::Result<()> {
     let value = AttributeBooleanValue::builder().value(on).build();
-    p.call("ModifySubnetAttribute", p.ec2.modify_subnet_attribute().subnet_id(id).map_public_ip_on_launch(value).send()).await?;
+    p.call(
+        "ModifySubnetAttribute",
+        p.ec2
+            .modify_subnet_attribute()
+            .subnet_id(id)
+            .map_public_ip_on_launch(value)
+            .send(),
+    )
+    .await?;
     Ok(())
 }
 
-pub(super) async fn read_subnets(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Found> {
+pub(super) async fn read_subnets(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Found> {
     let mut found = Found::new();
     for filters in id_filters("subnet-id", ids, token) {
         let mut next = None;
         loop {
-            let out = p.call("DescribeSubnets", p.ec2.describe_subnets().set_filters(Some(filters.clone())).set_next_token(next.take()).send()).await?;
+            let out = p
+                .call(
+                    "DescribeSubnets",
+                    p.ec2
+                        .describe_subnets()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(next.take())
+                        .send(),
+                )
+                .await?;
             for s in out.subnets() {
                 let Some(id) = s.subnet_id() else { continue };
                 let inputs = object([
                     ("vpc_id", json!(s.vpc_id())),
                     ("cidr_block", json!(s.cidr_block())),
                     ("availability_zone", json!(s.availability_zone())),
-                    ("map_public_ip_on_launch", json!(s.map_public_ip_on_launch().unwrap_or(false))),
+                    (
+                        "map_public_ip_on_launch",
+                        json!(s.map_public_ip_on_launch().unwrap_or(false)),
+                    ),
                 ]);
-                found.insert(id.to_owned(), observed(id, object([("id", json!(id))]), inputs, tag_map(s.tags())));
+                found.insert(
+                    id.to_owned(),
+                    observed(id, object([("id", json!(id))]), inputs, tag_map(s.tags())),
+                );
             }
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -259,7 +415,12 @@ pub(super) async fn read_subnets(p: &AwsProvider, ids: &[String], token: Option<
     Ok(found)
 }
 
-pub(super) async fn update_subnet(p: &AwsProvider, id: &str, inputs: &Map<String, Json>, changed: &[String]) -> provider::Result<()> {
+pub(super) async fn update_subnet(
+    p: &AwsProvider,
+    id: &str,
+    inputs: &Map<String, Json>,
+    changed: &[String],
+) -> provider::Result<()> {
     let input: SubnetIn = decode(SUBNET, inputs)?;
     if changed.iter().any(|c| c == "map_public_ip_on_launch") {
         set_map_public_ip(p, id, input.map_public_ip_on_launch).await?;
@@ -271,7 +432,12 @@ pub(super) async fn update_subnet(p: &AwsProvider, id: &str, inputs: &Map<String
 }
 
 pub(super) async fn delete_subnet(p: &AwsProvider, id: &str) -> provider::Result<()> {
-    while_dependencies_go(p, || async { p.call("DeleteSubnet", p.ec2.delete_subnet().subnet_id(id).send()).await.map(drop) }).await
+    while_dependencies_go(p, || async {
+        p.call("DeleteSubnet", p.ec2.delete_subnet().subnet_id(id).send())
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- internet gateways
@@ -283,14 +449,38 @@ struct GatewayIn {
     tags: BTreeMap<String, String>,
 }
 
-pub(super) async fn create_internet_gateway(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
+pub(super) async fn create_internet_gateway(
+    p: &AwsProvider,
+    request: &Create<'_>,
+) -> provider::Result<Observed> {
     let input: GatewayIn = decode(INTERNET_GATEWAY, request.inputs)?;
     let all = create_tags(request, &input.tags);
     let out = p
-        .call("CreateInternetGateway", p.ec2.create_internet_gateway().tag_specifications(tag_spec(ResourceType::InternetGateway, &all)).send())
+        .call(
+            "CreateInternetGateway",
+            p.ec2
+                .create_internet_gateway()
+                .tag_specifications(tag_spec(ResourceType::InternetGateway, &all))
+                .send(),
+        )
         .await?;
-    let id = required("CreateInternetGateway", "gateway id", out.internet_gateway().and_then(|g| g.internet_gateway_id()))?.to_owned();
-    let attach = || async { p.call("AttachInternetGateway", p.ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(&input.vpc_id).send()).await };
+    let id = required(
+        "CreateInternetGateway",
+        "gateway id",
+        out.internet_gateway().and_then(|g| g.internet_gateway_id()),
+    )?
+    .to_owned();
+    let attach = || async {
+        p.call(
+            "AttachInternetGateway",
+            p.ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(&id)
+                .vpc_id(&input.vpc_id)
+                .send(),
+        )
+        .await
+    };
     if let Err(e) = p.persist(attach).await {
         return Err(p.undo_create(INTERNET_GATEWAY, &id, e).await);
     }
@@ -298,13 +488,24 @@ pub(super) async fn create_internet_gateway(p: &AwsProvider, request: &Create<'_
     Ok(observed(&id, object([("id", json!(id))]), inputs, all))
 }
 
-async fn describe_gateways(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Vec<aws_sdk_ec2::types::InternetGateway>> {
+async fn describe_gateways(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Vec<aws_sdk_ec2::types::InternetGateway>> {
     let mut all = Vec::new();
     for filters in id_filters("internet-gateway-id", ids, token) {
         let mut next = None;
         loop {
             let out = p
-                .call("DescribeInternetGateways", p.ec2.describe_internet_gateways().set_filters(Some(filters.clone())).set_next_token(next.take()).send())
+                .call(
+                    "DescribeInternetGateways",
+                    p.ec2
+                        .describe_internet_gateways()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(next.take())
+                        .send(),
+                )
                 .await?;
             all.extend(out.internet_gateways().iter().cloned());
             match out.next_token() {
@@ -316,21 +517,45 @@ async fn describe_gateways(p: &AwsProvider, ids: &[String], token: Option<&str>)
     Ok(all)
 }
 
-pub(super) async fn read_internet_gateways(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Found> {
+pub(super) async fn read_internet_gateways(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Found> {
     let mut found = Found::new();
     for g in describe_gateways(p, ids, token).await? {
-        let Some(id) = g.internet_gateway_id() else { continue };
+        let Some(id) = g.internet_gateway_id() else {
+            continue;
+        };
         let vpc = g.attachments().iter().find_map(|a| a.vpc_id());
         let inputs = object([("vpc_id", json!(vpc))]);
-        found.insert(id.to_owned(), observed(id, object([("id", json!(id))]), inputs, tag_map(g.tags())));
+        found.insert(
+            id.to_owned(),
+            observed(id, object([("id", json!(id))]), inputs, tag_map(g.tags())),
+        );
     }
     Ok(found)
 }
 
 pub(super) async fn delete_internet_gateway(p: &AwsProvider, id: &str) -> provider::Result<()> {
     let gateways = describe_gateways(p, &[id.to_owned()], None).await?;
-    for vpc in gateways.iter().flat_map(|g| g.attachments()).filter_map(|a| a.vpc_id()) {
-        let detach = || async { p.call("DetachInternetGateway", p.ec2.detach_internet_gateway().internet_gateway_id(id).vpc_id(vpc).send()).await.map(drop) };
+    for vpc in gateways
+        .iter()
+        .flat_map(|g| g.attachments())
+        .filter_map(|a| a.vpc_id())
+    {
+        let detach = || async {
+            p.call(
+                "DetachInternetGateway",
+                p.ec2
+                    .detach_internet_gateway()
+                    .internet_gateway_id(id)
+                    .vpc_id(vpc)
+                    .send(),
+            )
+            .await
+            .map(drop)
+        };
         match while_dependencies_go(p, detach).await {
             Err(e) if e.kind == ErrorKind::NotFound || e.code == "Gateway.NotAttached" => {}
             other => other?,
@@ -339,7 +564,15 @@ pub(super) async fn delete_internet_gateway(p: &AwsProvider, id: &str) -> provid
     if gateways.is_empty() {
         return Ok(());
     }
-    p.call("DeleteInternetGateway", p.ec2.delete_internet_gateway().internet_gateway_id(id).send()).await.map(drop)
+    p.call(
+        "DeleteInternetGateway",
+        p.ec2
+            .delete_internet_gateway()
+            .internet_gateway_id(id)
+            .send(),
+    )
+    .await
+    .map(drop)
 }
 
 // ---------------------------------------------------------------- route tables
@@ -361,7 +594,10 @@ struct RouteTableIn {
     tags: BTreeMap<String, String>,
 }
 
-pub(super) async fn create_route_table(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
+pub(super) async fn create_route_table(
+    p: &AwsProvider,
+    request: &Create<'_>,
+) -> provider::Result<Observed> {
     let input: RouteTableIn = decode(ROUTE_TABLE, request.inputs)?;
     let all = create_tags(request, &input.tags);
     let out = p
@@ -375,7 +611,12 @@ pub(super) async fn create_route_table(p: &AwsProvider, request: &Create<'_>) ->
                 .send(),
         )
         .await?;
-    let id = required("CreateRouteTable", "route table id", out.route_table().and_then(|r| r.route_table_id()))?.to_owned();
+    let id = required(
+        "CreateRouteTable",
+        "route table id",
+        out.route_table().and_then(|r| r.route_table_id()),
+    )?
+    .to_owned();
     let steps = async {
         for r in &input.routes {
             p.persist(|| create_route(p, &id, r)).await?;
@@ -386,16 +627,35 @@ pub(super) async fn create_route_table(p: &AwsProvider, request: &Create<'_>) ->
     if let Err(e) = steps.await {
         return Err(p.undo_create(ROUTE_TABLE, &id, e).await);
     }
-    Ok(observed(&id, object([("id", json!(id))]), route_table_inputs(&input), all))
+    Ok(observed(
+        &id,
+        object([("id", json!(id))]),
+        route_table_inputs(&input),
+        all,
+    ))
 }
 
 fn route_table_inputs(input: &RouteTableIn) -> Map<String, Json> {
-    let routes: Vec<Json> = input.routes.iter().map(|r| json!({"destination": r.destination, "gateway_id": r.gateway_id})).collect();
-    object([("vpc_id", json!(input.vpc_id)), ("routes", Json::Array(routes)), ("subnet_ids", json!(input.subnet_ids))])
+    let routes: Vec<Json> = input
+        .routes
+        .iter()
+        .map(|r| json!({"destination": r.destination, "gateway_id": r.gateway_id}))
+        .collect();
+    object([
+        ("vpc_id", json!(input.vpc_id)),
+        ("routes", Json::Array(routes)),
+        ("subnet_ids", json!(input.subnet_ids)),
+    ])
 }
 
 async fn create_route(p: &AwsProvider, table: &str, r: &RouteIn) -> provider::Result<()> {
-    let call = p.ec2.create_route().route_table_id(table).destination_cidr_block(&r.destination).gateway_id(&r.gateway_id).send();
+    let call = p
+        .ec2
+        .create_route()
+        .route_table_id(table)
+        .destination_cidr_block(&r.destination)
+        .gateway_id(&r.gateway_id)
+        .send();
     match p.call("CreateRoute", call).await {
         // A retry of a create that went through: the route is there.
         Err(e) if e.code == "RouteAlreadyExists" => Ok(()),
@@ -412,12 +672,24 @@ async fn associate(p: &AwsProvider, table: &str, subnets: &[String]) -> provider
     let mut existing = BTreeMap::new();
     for chunk in chunks(subnets, FILTER_VALUES) {
         let out = p
-            .call("DescribeRouteTables", p.ec2.describe_route_tables().filters(filter("association.subnet-id", chunk)).send())
+            .call(
+                "DescribeRouteTables",
+                p.ec2
+                    .describe_route_tables()
+                    .filters(filter("association.subnet-id", chunk))
+                    .send(),
+            )
             .await?;
         for t in out.route_tables() {
             for a in t.associations() {
                 if let (Some(s), Some(aid)) = (a.subnet_id(), a.route_table_association_id()) {
-                    existing.insert(s.to_owned(), (aid.to_owned(), t.route_table_id().unwrap_or_default().to_owned()));
+                    existing.insert(
+                        s.to_owned(),
+                        (
+                            aid.to_owned(),
+                            t.route_table_id().unwrap_or_default().to_owned(),
+                        ),
+                    );
                 }
             }
         }
@@ -426,22 +698,51 @@ async fn associate(p: &AwsProvider, table: &str, subnets: &[String]) -> provider
         match existing.get(subnet) {
             Some((_, t)) if t == table => {}
             Some((aid, _)) => {
-                p.call("ReplaceRouteTableAssociation", p.ec2.replace_route_table_association().association_id(aid).route_table_id(table).send()).await?;
+                p.call(
+                    "ReplaceRouteTableAssociation",
+                    p.ec2
+                        .replace_route_table_association()
+                        .association_id(aid)
+                        .route_table_id(table)
+                        .send(),
+                )
+                .await?;
             }
             None => {
-                p.call("AssociateRouteTable", p.ec2.associate_route_table().route_table_id(table).subnet_id(subnet).send()).await?;
+                p.call(
+                    "AssociateRouteTable",
+                    p.ec2
+                        .associate_route_table()
+                        .route_table_id(table)
+                        .subnet_id(subnet)
+                        .send(),
+                )
+                .await?;
             }
         }
     }
     Ok(())
 }
 
-async fn describe_route_tables(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Vec<aws_sdk_ec2::types::RouteTable>> {
+async fn describe_route_tables(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Vec<aws_sdk_ec2::types::RouteTable>> {
     let mut all = Vec::new();
     for filters in id_filters("route-table-id", ids, token) {
         let mut next = None;
         loop {
-            let out = p.call("DescribeRouteTables", p.ec2.describe_route_tables().set_filters(Some(filters.clone())).set_next_token(next.take()).send()).await?;
+            let out = p
+                .call(
+                    "DescribeRouteTables",
+                    p.ec2
+                        .describe_route_tables()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(next.take())
+                        .send(),
+                )
+                .await?;
             all.extend(out.route_tables().iter().cloned());
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -456,7 +757,12 @@ async fn describe_route_tables(p: &AwsProvider, ids: &[String], token: Option<&s
 fn gateway_routes(t: &aws_sdk_ec2::types::RouteTable) -> BTreeMap<String, String> {
     t.routes()
         .iter()
-        .filter_map(|r| Some((r.destination_cidr_block()?.to_owned(), r.gateway_id().filter(|g| *g != "local")?.to_owned())))
+        .filter_map(|r| {
+            Some((
+                r.destination_cidr_block()?.to_owned(),
+                r.gateway_id().filter(|g| *g != "local")?.to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -465,39 +771,91 @@ fn subnet_associations(t: &aws_sdk_ec2::types::RouteTable) -> BTreeMap<String, S
     t.associations()
         .iter()
         .filter(|a| !a.main().unwrap_or(false))
-        .filter_map(|a| Some((a.subnet_id()?.to_owned(), a.route_table_association_id()?.to_owned())))
+        .filter_map(|a| {
+            Some((
+                a.subnet_id()?.to_owned(),
+                a.route_table_association_id()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
-pub(super) async fn read_route_tables(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Found> {
+pub(super) async fn read_route_tables(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Found> {
     let mut found = Found::new();
     for t in describe_route_tables(p, ids, token).await? {
-        let Some(id) = t.route_table_id() else { continue };
-        let routes: Vec<Json> = gateway_routes(&t).into_iter().map(|(d, g)| json!({"destination": d, "gateway_id": g})).collect();
+        let Some(id) = t.route_table_id() else {
+            continue;
+        };
+        let routes: Vec<Json> = gateway_routes(&t)
+            .into_iter()
+            .map(|(d, g)| json!({"destination": d, "gateway_id": g}))
+            .collect();
         let subnets: Vec<String> = subnet_associations(&t).into_keys().collect();
-        let inputs = object([("vpc_id", json!(t.vpc_id())), ("routes", Json::Array(routes)), ("subnet_ids", json!(subnets))]);
-        found.insert(id.to_owned(), observed(id, object([("id", json!(id))]), inputs, tag_map(t.tags())));
+        let inputs = object([
+            ("vpc_id", json!(t.vpc_id())),
+            ("routes", Json::Array(routes)),
+            ("subnet_ids", json!(subnets)),
+        ]);
+        found.insert(
+            id.to_owned(),
+            observed(id, object([("id", json!(id))]), inputs, tag_map(t.tags())),
+        );
     }
     Ok(found)
 }
 
-pub(super) async fn update_route_table(p: &AwsProvider, id: &str, inputs: &Map<String, Json>, changed: &[String]) -> provider::Result<()> {
+pub(super) async fn update_route_table(
+    p: &AwsProvider,
+    id: &str,
+    inputs: &Map<String, Json>,
+    changed: &[String],
+) -> provider::Result<()> {
     let input: RouteTableIn = decode(ROUTE_TABLE, inputs)?;
     let tables = describe_route_tables(p, &[id.to_owned()], None).await?;
     let Some(table) = tables.first() else {
-        return Err(provider::Error::new(ErrorKind::NotFound, "update aws:ec2:RouteTable", "InvalidRouteTableID.NotFound", format!("`{id}` does not exist")));
+        return Err(provider::Error::new(
+            ErrorKind::NotFound,
+            "update aws:ec2:RouteTable",
+            "InvalidRouteTableID.NotFound",
+            format!("`{id}` does not exist"),
+        ));
     };
     if changed.iter().any(|c| c == "routes") {
         let now = gateway_routes(table);
-        let desired: BTreeMap<&str, &RouteIn> = input.routes.iter().map(|r| (r.destination.as_str(), r)).collect();
+        let desired: BTreeMap<&str, &RouteIn> = input
+            .routes
+            .iter()
+            .map(|r| (r.destination.as_str(), r))
+            .collect();
         for dest in now.keys().filter(|d| !desired.contains_key(d.as_str())) {
-            p.call("DeleteRoute", p.ec2.delete_route().route_table_id(id).destination_cidr_block(dest).send()).await?;
+            p.call(
+                "DeleteRoute",
+                p.ec2
+                    .delete_route()
+                    .route_table_id(id)
+                    .destination_cidr_block(dest)
+                    .send(),
+            )
+            .await?;
         }
         for (dest, r) in &desired {
             match now.get(*dest) {
                 Some(g) if *g == r.gateway_id => {}
                 Some(_) => {
-                    p.call("ReplaceRoute", p.ec2.replace_route().route_table_id(id).destination_cidr_block(*dest).gateway_id(&r.gateway_id).send()).await?;
+                    p.call(
+                        "ReplaceRoute",
+                        p.ec2
+                            .replace_route()
+                            .route_table_id(id)
+                            .destination_cidr_block(*dest)
+                            .gateway_id(&r.gateway_id)
+                            .send(),
+                    )
+                    .await?;
                 }
                 None => create_route(p, id, r).await?,
             }
@@ -508,10 +866,22 @@ pub(super) async fn update_route_table(p: &AwsProvider, id: &str, inputs: &Map<S
         let desired: BTreeSet<&String> = input.subnet_ids.iter().collect();
         for (subnet, association) in &now {
             if !desired.contains(subnet) {
-                p.call("DisassociateRouteTable", p.ec2.disassociate_route_table().association_id(association).send()).await?;
+                p.call(
+                    "DisassociateRouteTable",
+                    p.ec2
+                        .disassociate_route_table()
+                        .association_id(association)
+                        .send(),
+                )
+                .await?;
             }
         }
-        let new: Vec<String> = input.subnet_ids.iter().filter(|s| !now.contains_key(*s)).cloned().collect();
+        let new: Vec<String> = input
+            .subnet_ids
+            .iter()
+            .filter(|s| !now.contains_key(*s))
+            .cloned()
+            .collect();
         associate(p, id, &new).await?;
     }
     if changed.iter().any(|c| c == "tags") {
@@ -522,14 +892,33 @@ pub(super) async fn update_route_table(p: &AwsProvider, id: &str, inputs: &Map<S
 
 pub(super) async fn delete_route_table(p: &AwsProvider, id: &str) -> provider::Result<()> {
     let tables = describe_route_tables(p, &[id.to_owned()], None).await?;
-    let Some(table) = tables.first() else { return Ok(()) };
+    let Some(table) = tables.first() else {
+        return Ok(());
+    };
     for association in subnet_associations(table).values() {
-        match p.call("DisassociateRouteTable", p.ec2.disassociate_route_table().association_id(association).send()).await {
+        match p
+            .call(
+                "DisassociateRouteTable",
+                p.ec2
+                    .disassociate_route_table()
+                    .association_id(association)
+                    .send(),
+            )
+            .await
+        {
             Err(e) if e.kind == ErrorKind::NotFound => {}
             other => other.map(drop)?,
         }
     }
-    while_dependencies_go(p, || async { p.call("DeleteRouteTable", p.ec2.delete_route_table().route_table_id(id).send()).await.map(drop) }).await
+    while_dependencies_go(p, || async {
+        p.call(
+            "DeleteRouteTable",
+            p.ec2.delete_route_table().route_table_id(id).send(),
+        )
+        .await
+        .map(drop)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- instances
@@ -546,7 +935,10 @@ struct InstanceIn {
     tags: BTreeMap<String, String>,
 }
 
-pub(super) async fn create_instance(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
+pub(super) async fn create_instance(
+    p: &AwsProvider,
+    request: &Create<'_>,
+) -> provider::Result<Observed> {
     let input: InstanceIn = decode(INSTANCE, request.inputs)?;
     let all = create_tags(request, &input.tags);
     let out = p
@@ -557,7 +949,9 @@ pub(super) async fn create_instance(p: &AwsProvider, request: &Create<'_>) -> pr
                 .image_id(&input.image_id)
                 .instance_type(input.instance_type.as_str().into())
                 .subnet_id(&input.subnet_id)
-                .set_security_group_ids(Some(input.security_group_ids.clone()).filter(|s| !s.is_empty()))
+                .set_security_group_ids(
+                    Some(input.security_group_ids.clone()).filter(|s| !s.is_empty()),
+                )
                 .set_user_data(input.user_data.as_deref().map(|d| base64(d.as_bytes())))
                 .min_count(1)
                 .max_count(1)
@@ -568,13 +962,24 @@ pub(super) async fn create_instance(p: &AwsProvider, request: &Create<'_>) -> pr
         )
         .await?;
     let instance = out.instances().first();
-    let id = required("RunInstances", "instance id", instance.and_then(|i| i.instance_id()))?.to_owned();
-    let private_ip = std::sync::Mutex::new(instance.and_then(|i| i.private_ip_address()).map(str::to_owned));
+    let id = required(
+        "RunInstances",
+        "instance id",
+        instance.and_then(|i| i.instance_id()),
+    )?
+    .to_owned();
+    let private_ip = std::sync::Mutex::new(
+        instance
+            .and_then(|i| i.private_ip_address())
+            .map(str::to_owned),
+    );
     // Dependants (and users) expect a running instance.
     let running = p
         .wait_until("RunInstances", &format!("instance {id} to run"), || async {
             let found = describe_instances(p, std::slice::from_ref(&id), None).await?;
-            let Some(i) = found.first() else { return Ok(false) };
+            let Some(i) = found.first() else {
+                return Ok(false);
+            };
             if let (Ok(mut ip), Some(seen)) = (private_ip.lock(), i.private_ip_address()) {
                 ip.get_or_insert_with(|| seen.to_owned());
             }
@@ -585,7 +990,13 @@ pub(super) async fn create_instance(p: &AwsProvider, request: &Create<'_>) -> pr
                     ErrorKind::Terminal,
                     "RunInstances",
                     "InstanceDidNotStart",
-                    format!("instance {id} is {} instead of running: {}", other.as_str(), i.state_reason().and_then(|r| r.message()).unwrap_or("no reason given")),
+                    format!(
+                        "instance {id} is {} instead of running: {}",
+                        other.as_str(),
+                        i.state_reason()
+                            .and_then(|r| r.message())
+                            .unwrap_or("no reason given")
+                    ),
                 )),
             }
         })
@@ -599,17 +1010,46 @@ pub(super) async fn create_instance(p: &AwsProvider, request: &Create<'_>) -> pr
         ("subnet_id", json!(input.subnet_id)),
         ("security_group_ids", json!(input.security_group_ids)),
     ]);
-    Ok(observed(&id, object([("id", json!(id)), ("private_ip", json!(private_ip.into_inner().ok().flatten().unwrap_or_default()))]), inputs, all))
+    Ok(observed(
+        &id,
+        object([
+            ("id", json!(id)),
+            (
+                "private_ip",
+                json!(private_ip.into_inner().ok().flatten().unwrap_or_default()),
+            ),
+        ]),
+        inputs,
+        all,
+    ))
 }
 
 /// Instances by id (or token), terminated ones included.
-pub(super) async fn describe_instances(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Vec<aws_sdk_ec2::types::Instance>> {
+pub(super) async fn describe_instances(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Vec<aws_sdk_ec2::types::Instance>> {
     let mut all = Vec::new();
     for filters in id_filters("instance-id", ids, token) {
         let mut next = None;
         loop {
-            let out = p.call("DescribeInstances", p.ec2.describe_instances().set_filters(Some(filters.clone())).set_next_token(next.take()).send()).await?;
-            all.extend(out.reservations().iter().flat_map(|r| r.instances()).cloned());
+            let out = p
+                .call(
+                    "DescribeInstances",
+                    p.ec2
+                        .describe_instances()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(next.take())
+                        .send(),
+                )
+                .await?;
+            all.extend(
+                out.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .cloned(),
+            );
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
                 _ => break,
@@ -620,22 +1060,45 @@ pub(super) async fn describe_instances(p: &AwsProvider, ids: &[String], token: O
 }
 
 /// Instances by id, or the one carrying `token`; terminated instances are gone.
-pub(super) async fn read_instances(p: &AwsProvider, ids: &[String], token: Option<&str>) -> provider::Result<Found> {
+pub(super) async fn read_instances(
+    p: &AwsProvider,
+    ids: &[String],
+    token: Option<&str>,
+) -> provider::Result<Found> {
     let mut found = Found::new();
     for i in describe_instances(p, ids, token).await? {
         let Some(id) = i.instance_id() else { continue };
-        if matches!(i.state().and_then(|s| s.name()), Some(InstanceStateName::Terminated)) {
+        if matches!(
+            i.state().and_then(|s| s.name()),
+            Some(InstanceStateName::Terminated)
+        ) {
             continue;
         }
-        let groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
+        let groups: Vec<&str> = i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id())
+            .collect();
         let inputs = object([
             ("image_id", json!(i.image_id())),
-            ("instance_type", json!(i.instance_type().map(|t| t.as_str()))),
+            (
+                "instance_type",
+                json!(i.instance_type().map(|t| t.as_str())),
+            ),
             ("subnet_id", json!(i.subnet_id())),
             ("security_group_ids", json!(groups)),
         ]);
-        let outputs = object([("id", json!(id)), ("private_ip", json!(i.private_ip_address().unwrap_or_default()))]);
-        found.insert(id.to_owned(), observed(id, outputs, inputs, tag_map(i.tags())));
+        let outputs = object([
+            ("id", json!(id)),
+            (
+                "private_ip",
+                json!(i.private_ip_address().unwrap_or_default()),
+            ),
+        ]);
+        found.insert(
+            id.to_owned(),
+            observed(id, outputs, inputs, tag_map(i.tags())),
+        );
     }
     Ok(found)
 }
@@ -645,7 +1108,16 @@ pub(super) async fn terminate_and_wait(p: &AwsProvider, ids: &[String]) -> provi
     if ids.is_empty() {
         return Ok(());
     }
-    match p.call("TerminateInstances", p.ec2.terminate_instances().set_instance_ids(Some(ids.to_vec())).send()).await {
+    match p
+        .call(
+            "TerminateInstances",
+            p.ec2
+                .terminate_instances()
+                .set_instance_ids(Some(ids.to_vec()))
+                .send(),
+        )
+        .await
+    {
         Err(e) if e.kind == ErrorKind::NotFound => {}
         other => other.map(drop)?,
     }
@@ -654,10 +1126,19 @@ pub(super) async fn terminate_and_wait(p: &AwsProvider, ids: &[String]) -> provi
 
 /// Waits until every instance of `ids` is terminated (or unknown).
 pub(super) async fn wait_terminated(p: &AwsProvider, ids: &[String]) -> provider::Result<()> {
-    p.wait_until("TerminateInstances", &format!("{} instance(s) to terminate", ids.len()), || async {
-        let found = describe_instances(p, ids, None).await?;
-        Ok(found.iter().all(|i| matches!(i.state().and_then(|s| s.name()), Some(InstanceStateName::Terminated))))
-    })
+    p.wait_until(
+        "TerminateInstances",
+        &format!("{} instance(s) to terminate", ids.len()),
+        || async {
+            let found = describe_instances(p, ids, None).await?;
+            Ok(found.iter().all(|i| {
+                matches!(
+                    i.state().and_then(|s| s.name()),
+                    Some(InstanceStateName::Terminated)
+                )
+            }))
+        },
+    )
     .await
 }
 

@@ -117,10 +117,16 @@ where
         SdkError::ResponseError(r) => {
             // A response the SDK could not parse: a 5xx page from a proxy, or a cut body.
             let status = r.raw().status().as_u16();
-            let f = if status >= 500 { Failure::Service { status, code: None } } else { Failure::Response };
+            let f = if status >= 500 {
+                Failure::Service { status, code: None }
+            } else {
+                Failure::Response
+            };
             (f, format!("HTTP {status}"), text())
         }
-        SdkError::ConstructionFailure(_) => (Failure::Construction, "ConstructionFailure".into(), text()),
+        SdkError::ConstructionFailure(_) => {
+            (Failure::Construction, "ConstructionFailure".into(), text())
+        }
         _ => (Failure::Dispatch, "Unknown".into(), text()),
     }
 }
@@ -144,24 +150,61 @@ mod tests {
     use super::*;
 
     fn service(status: u16, code: &str) -> Failure {
-        Failure::Service { status, code: Some(code.to_owned()) }
+        Failure::Service {
+            status,
+            code: Some(code.to_owned()),
+        }
     }
 
     #[test]
     fn throttling_codes_are_throttling() {
-        for code in ["RequestLimitExceeded", "Throttling", "ThrottlingException", "SlowDown"] {
-            assert_eq!(classify(&service(400, code)), ErrorKind::Throttling, "{code}");
+        for code in [
+            "RequestLimitExceeded",
+            "Throttling",
+            "ThrottlingException",
+            "SlowDown",
+        ] {
+            assert_eq!(
+                classify(&service(400, code)),
+                ErrorKind::Throttling,
+                "{code}"
+            );
         }
-        assert_eq!(classify(&Failure::Service { status: 429, code: None }), ErrorKind::Throttling);
-        assert_eq!(classify(&service(503, "SlowDown")), ErrorKind::Throttling, "the code wins over the status");
+        assert_eq!(
+            classify(&Failure::Service {
+                status: 429,
+                code: None
+            }),
+            ErrorKind::Throttling
+        );
+        assert_eq!(
+            classify(&service(503, "SlowDown")),
+            ErrorKind::Throttling,
+            "the code wins over the status"
+        );
     }
 
     #[test]
     fn server_failures_and_transport_are_transient() {
-        assert_eq!(classify(&service(500, "InternalError")), ErrorKind::Transient);
-        assert_eq!(classify(&service(503, "ServiceUnavailable")), ErrorKind::Transient);
-        assert_eq!(classify(&service(400, "InsufficientInstanceCapacity")), ErrorKind::Transient);
-        assert_eq!(classify(&Failure::Service { status: 502, code: None }), ErrorKind::Transient);
+        assert_eq!(
+            classify(&service(500, "InternalError")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify(&service(503, "ServiceUnavailable")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify(&service(400, "InsufficientInstanceCapacity")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify(&Failure::Service {
+                status: 502,
+                code: None
+            }),
+            ErrorKind::Transient
+        );
         assert_eq!(classify(&Failure::Timeout), ErrorKind::Transient);
         assert_eq!(classify(&Failure::Dispatch), ErrorKind::Transient);
         assert_eq!(classify(&Failure::Response), ErrorKind::Transient);
@@ -179,10 +222,20 @@ mod tests {
         ] {
             assert_eq!(classify(&service(400, code)), ErrorKind::NotFound, "{code}");
         }
-        let e = after_create(Error::new(ErrorKind::NotFound, "CreateTags", "InvalidVpcID.NotFound", "gone"));
+        let e = after_create(Error::new(
+            ErrorKind::NotFound,
+            "CreateTags",
+            "InvalidVpcID.NotFound",
+            "gone",
+        ));
         assert_eq!(e.kind, ErrorKind::NotFoundYet);
         assert!(e.kind.is_retryable());
-        let e = after_create(Error::new(ErrorKind::Terminal, "CreateVpc", "InvalidParameterValue", "bad"));
+        let e = after_create(Error::new(
+            ErrorKind::Terminal,
+            "CreateVpc",
+            "InvalidParameterValue",
+            "bad",
+        ));
         assert_eq!(e.kind, ErrorKind::Terminal, "only not-found changes");
     }
 
@@ -206,7 +259,12 @@ mod tests {
 
     #[test]
     fn an_error_names_the_call_the_code_and_the_message() {
-        let e = Error::new(classify(&service(400, "DependencyViolation")), "DeleteVpc", "DependencyViolation", "has subnets");
+        let e = Error::new(
+            classify(&service(400, "DependencyViolation")),
+            "DeleteVpc",
+            "DependencyViolation",
+            "has subnets",
+        );
         assert_eq!(e.to_string(), "DeleteVpc: DependencyViolation: has subnets");
     }
 }

@@ -69,7 +69,12 @@ fn combine(a: Checks, b: Checks) -> Checks {
 
 /// The health of an instance from its EC2 state, its group's view of it and its status checks.
 /// Pure, so the rules above are unit-tested.
-pub(super) fn health(state: InstanceState, lifecycle: &str, group_health: &str, checks: Checks) -> Health {
+pub(super) fn health(
+    state: InstanceState,
+    lifecycle: &str,
+    group_health: &str,
+    checks: Checks,
+) -> Health {
     if group_health.eq_ignore_ascii_case("unhealthy") || checks == Checks::Failed {
         return Health::Unhealthy;
     }
@@ -96,17 +101,31 @@ fn state(name: Option<&InstanceStateName>) -> InstanceState {
 pub(super) async fn instances(p: &AwsProvider, group: &str) -> provider::Result<Vec<Instance>> {
     let groups = describe(p, &[group.to_owned()], None).await?;
     let Some(g) = groups.first() else {
-        return Err(provider::Error::new(ErrorKind::NotFound, "DescribeAutoScalingGroups", "ValidationError", format!("Auto Scaling group `{group}` not found")));
+        return Err(provider::Error::new(
+            ErrorKind::NotFound,
+            "DescribeAutoScalingGroups",
+            "ValidationError",
+            format!("Auto Scaling group `{group}` not found"),
+        ));
     };
-    let group_version = g.launch_template().and_then(|t| t.version()).and_then(|v| v.parse().ok());
+    let group_version = g
+        .launch_template()
+        .and_then(|t| t.version())
+        .and_then(|v| v.parse().ok());
     let members: BTreeMap<String, Member> = g
         .instances()
         .iter()
         .filter_map(|i| {
             let m = Member {
-                lifecycle: i.lifecycle_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                lifecycle: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
                 health: i.health_status().unwrap_or_default().to_owned(),
-                version: i.launch_template().and_then(|t| t.version()).and_then(|v| v.parse().ok()),
+                version: i
+                    .launch_template()
+                    .and_then(|t| t.version())
+                    .and_then(|v| v.parse().ok()),
             };
             Some((i.instance_id()?.to_owned(), m))
         })
@@ -120,11 +139,19 @@ pub(super) async fn instances(p: &AwsProvider, group: &str) -> provider::Result<
     for chunk in chunks(&ids, FILTER_VALUES) {
         let mut next = None;
         loop {
-            let request = p.ec2.describe_instance_status().filters(filter("instance-id", chunk)).include_all_instances(true).set_next_token(next.take());
+            let request = p
+                .ec2
+                .describe_instance_status()
+                .filters(filter("instance-id", chunk))
+                .include_all_instances(true)
+                .set_next_token(next.take());
             let out = p.call("DescribeInstanceStatus", request.send()).await?;
             for s in out.instance_statuses() {
                 if let Some(id) = s.instance_id() {
-                    let c = combine(summary(s.instance_status().and_then(|x| x.status())), summary(s.system_status().and_then(|x| x.status())));
+                    let c = combine(
+                        summary(s.instance_status().and_then(|x| x.status())),
+                        summary(s.system_status().and_then(|x| x.status())),
+                    );
                     checks.insert(id.to_owned(), c);
                 }
             }
@@ -137,13 +164,20 @@ pub(super) async fn instances(p: &AwsProvider, group: &str) -> provider::Result<
     let mut out = Vec::new();
     for i in described {
         let Some(id) = i.instance_id() else { continue };
-        let Some(member) = members.get(id) else { continue };
+        let Some(member) = members.get(id) else {
+            continue;
+        };
         let st = state(i.state().and_then(|s| s.name()));
         if st == InstanceState::Terminated {
             continue;
         }
         let tags = tag_map(i.tags());
-        let version = tags.get("aws:ec2launchtemplate:version").and_then(|v| v.parse().ok()).or(member.version).or(group_version).unwrap_or(0);
+        let version = tags
+            .get("aws:ec2launchtemplate:version")
+            .and_then(|v| v.parse().ok())
+            .or(member.version)
+            .or(group_version)
+            .unwrap_or(0);
         let c = checks.get(id).copied().unwrap_or(Checks::Unreported);
         out.push(Instance {
             id: id.to_owned(),
@@ -157,27 +191,64 @@ pub(super) async fn instances(p: &AwsProvider, group: &str) -> provider::Result<
     Ok(out)
 }
 
-pub(super) async fn set_capacity(p: &AwsProvider, group: &str, min: u32, desired: u32, max: u32) -> provider::Result<()> {
+pub(super) async fn set_capacity(
+    p: &AwsProvider,
+    group: &str,
+    min: u32,
+    desired: u32,
+    max: u32,
+) -> provider::Result<()> {
     let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    let request = p.asg.update_auto_scaling_group().auto_scaling_group_name(group).min_size(n(min)).desired_capacity(n(desired)).max_size(n(max));
-    p.call("UpdateAutoScalingGroup", request.send()).await.map_err(not_found_is_not_found).map(drop)
+    let request = p
+        .asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(n(min))
+        .desired_capacity(n(desired))
+        .max_size(n(max));
+    p.call("UpdateAutoScalingGroup", request.send())
+        .await
+        .map_err(not_found_is_not_found)
+        .map(drop)
 }
 
 /// Terminates instances of `group`, one call each (the API takes one instance). Instances no
 /// longer in the group are skipped: they are already on their way out.
-pub(super) async fn terminate(p: &AwsProvider, group: &str, ids: &[String], decrement: bool) -> provider::Result<()> {
+pub(super) async fn terminate(
+    p: &AwsProvider,
+    group: &str,
+    ids: &[String],
+    decrement: bool,
+) -> provider::Result<()> {
     let groups = describe(p, &[group.to_owned()], None).await?;
     let Some(g) = groups.first() else {
-        return Err(provider::Error::new(ErrorKind::NotFound, "DescribeAutoScalingGroups", "ValidationError", format!("Auto Scaling group `{group}` not found")));
+        return Err(provider::Error::new(
+            ErrorKind::NotFound,
+            "DescribeAutoScalingGroups",
+            "ValidationError",
+            format!("Auto Scaling group `{group}` not found"),
+        ));
     };
-    let members: Vec<&str> = g.instances().iter().filter_map(|i| i.instance_id()).collect();
+    let members: Vec<&str> = g
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id())
+        .collect();
     for id in ids {
         if !members.contains(&id.as_str()) {
             tracing::debug!(group, instance = %id, "not in the group any more; nothing to terminate");
             continue;
         }
-        let request = p.asg.terminate_instance_in_auto_scaling_group().instance_id(id).should_decrement_desired_capacity(decrement);
-        match p.call("TerminateInstanceInAutoScalingGroup", request.send()).await.map_err(not_found_is_not_found) {
+        let request = p
+            .asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(id)
+            .should_decrement_desired_capacity(decrement);
+        match p
+            .call("TerminateInstanceInAutoScalingGroup", request.send())
+            .await
+            .map_err(not_found_is_not_found)
+        {
             Err(e) if e.kind == ErrorKind::NotFound => {}
             other => other.map(drop)?,
         }
@@ -194,21 +265,54 @@ mod tests {
         use Checks::*;
         let run = InstanceState::Running;
         assert_eq!(health(run, "InService", "Healthy", Passed), Health::Healthy);
-        assert_eq!(health(run, "InService", "Healthy", Unreported), Health::Healthy, "emulators report no checks");
-        assert_eq!(health(run, "InService", "Healthy", Pending), Health::Initializing);
-        assert_eq!(health(run, "InService", "Healthy", Failed), Health::Unhealthy);
-        assert_eq!(health(run, "InService", "Unhealthy", Passed), Health::Unhealthy);
-        assert_eq!(health(run, "Pending", "Healthy", Passed), Health::Initializing);
-        assert_eq!(health(InstanceState::Pending, "InService", "Healthy", Unreported), Health::Initializing);
-        assert_eq!(health(InstanceState::ShuttingDown, "Terminating", "Healthy", Passed), Health::Unhealthy);
+        assert_eq!(
+            health(run, "InService", "Healthy", Unreported),
+            Health::Healthy,
+            "emulators report no checks"
+        );
+        assert_eq!(
+            health(run, "InService", "Healthy", Pending),
+            Health::Initializing
+        );
+        assert_eq!(
+            health(run, "InService", "Healthy", Failed),
+            Health::Unhealthy
+        );
+        assert_eq!(
+            health(run, "InService", "Unhealthy", Passed),
+            Health::Unhealthy
+        );
+        assert_eq!(
+            health(run, "Pending", "Healthy", Passed),
+            Health::Initializing
+        );
+        assert_eq!(
+            health(InstanceState::Pending, "InService", "Healthy", Unreported),
+            Health::Initializing
+        );
+        assert_eq!(
+            health(
+                InstanceState::ShuttingDown,
+                "Terminating",
+                "Healthy",
+                Passed
+            ),
+            Health::Unhealthy
+        );
     }
 
     #[test]
     fn checks_combine_to_the_worst() {
         assert_eq!(combine(Checks::Passed, Checks::Failed), Checks::Failed);
         assert_eq!(combine(Checks::Passed, Checks::Pending), Checks::Pending);
-        assert_eq!(combine(Checks::Unreported, Checks::Unreported), Checks::Unreported);
+        assert_eq!(
+            combine(Checks::Unreported, Checks::Unreported),
+            Checks::Unreported
+        );
         assert_eq!(combine(Checks::Passed, Checks::Unreported), Checks::Passed);
-        assert_eq!(summary(Some(&SummaryStatus::InsufficientData)), Checks::Pending);
+        assert_eq!(
+            summary(Some(&SummaryStatus::InsufficientData)),
+            Checks::Pending
+        );
     }
 }

@@ -41,7 +41,9 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
 
-use crate::provider::{self, Category, Create, ErrorKind, Instance, Observed, Provider, RateLimit, tags};
+use crate::provider::{
+    self, Category, Create, ErrorKind, Instance, Observed, Provider, RateLimit, tags,
+};
 
 /// The kinds of the catalog, as the provider dispatches on them.
 pub(crate) mod kinds {
@@ -109,7 +111,11 @@ impl Config {
     }
 
     /// Static credentials instead of the chain (for emulators and tests).
-    pub fn static_credentials(mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+    pub fn static_credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
         self.credentials = Some((access_key_id.into(), secret_access_key.into()));
         self
     }
@@ -164,7 +170,8 @@ impl Config {
             loader = loader.profile_name(profile.clone());
         }
         if let Some(n) = self.max_attempts {
-            loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(n));
+            loader = loader
+                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(n));
         }
         let config = loader.load().await;
         if config.region().is_none() {
@@ -272,7 +279,10 @@ impl AwsProvider {
         loop {
             match step().await {
                 Ok(v) => return Ok(v),
-                Err(e) if (e.kind.is_retryable() || e.kind == ErrorKind::NotFound) && start.elapsed() < self.settle_timeout() => {
+                Err(e)
+                    if (e.kind.is_retryable() || e.kind == ErrorKind::NotFound)
+                        && start.elapsed() < self.settle_timeout() =>
+                {
                     tracing::debug!(call = %e.call, code = %e.code, "retrying a follow-up call");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.poll_interval.max(Duration::from_millis(200)));
@@ -289,7 +299,12 @@ impl AwsProvider {
     }
 
     /// Polls `check` until it returns `true`; errors that are retryable are polled through.
-    pub(crate) async fn wait_until<F, Fut>(&self, call: &str, what: &str, mut check: F) -> provider::Result<()>
+    pub(crate) async fn wait_until<F, Fut>(
+        &self,
+        call: &str,
+        what: &str,
+        mut check: F,
+    ) -> provider::Result<()>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = provider::Result<bool>>,
@@ -299,7 +314,9 @@ impl AwsProvider {
             match check().await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) if e.kind.is_retryable() => tracing::debug!(call = %e.call, code = %e.code, "retrying a wait"),
+                Err(e) if e.kind.is_retryable() => {
+                    tracing::debug!(call = %e.call, code = %e.code, "retrying a wait")
+                }
                 Err(e) => return Err(e),
             }
             if start.elapsed() >= self.wait_timeout {
@@ -316,7 +333,12 @@ impl AwsProvider {
 
     /// Deletes a resource that a failed create left half made, keeping the create's error.
     /// If the delete fails too, the resource keeps its token tag, so the next run adopts it.
-    pub(crate) async fn undo_create(&self, kind: &str, id: &str, error: provider::Error) -> provider::Error {
+    pub(crate) async fn undo_create(
+        &self,
+        kind: &str,
+        id: &str,
+        error: provider::Error,
+    ) -> provider::Error {
         tracing::warn!(kind, id, error = %error, "a create failed half way; deleting what it made");
         if let Err(e) = Box::pin(self.delete(kind, id)).await {
             tracing::warn!(kind, id, error = %e, "could not delete a half-made resource; the next run finds it by its token");
@@ -326,14 +348,25 @@ impl AwsProvider {
 }
 
 /// Decodes a kind's inputs into the provider's view of them.
-pub(crate) fn decode<T: DeserializeOwned>(kind: &str, inputs: &Map<String, Json>) -> provider::Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    kind: &str,
+    inputs: &Map<String, Json>,
+) -> provider::Result<T> {
     serde_json::from_value(Json::Object(inputs.clone())).map_err(|e| {
-        provider::Error::new(ErrorKind::Terminal, format!("decode {kind}"), "InvalidInputs", format!("the inputs do not have the shape of `{kind}`: {e}"))
+        provider::Error::new(
+            ErrorKind::Terminal,
+            format!("decode {kind}"),
+            "InvalidInputs",
+            format!("the inputs do not have the shape of `{kind}`: {e}"),
+        )
     })
 }
 
 /// The tags a new resource gets: its inputs' own, the request's `graven:*` tags, and the token.
-pub(crate) fn create_tags(request: &Create<'_>, own: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(crate) fn create_tags(
+    request: &Create<'_>,
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut all = own.clone();
     all.extend(request.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     all.insert(tags::TOKEN.to_owned(), request.token.to_owned());
@@ -347,14 +380,28 @@ pub(crate) fn is_managed_tag(key: &str) -> bool {
 
 /// The user's tags among all of a resource's tags (what the inputs' `tags` field holds).
 pub(crate) fn user_tags(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    all.iter().filter(|(k, _)| !is_managed_tag(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    all.iter()
+        .filter(|(k, _)| !is_managed_tag(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What to change to go from the user tags `current` to `desired`: tags to set, keys to remove.
 /// Graven's and AWS's own tags are never touched.
-pub(crate) fn tag_diff(current: &BTreeMap<String, String>, desired: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Vec<String>) {
-    let set = desired.iter().filter(|(k, v)| current.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove = current.keys().filter(|k| !is_managed_tag(k) && !desired.contains_key(*k)).cloned().collect();
+pub(crate) fn tag_diff(
+    current: &BTreeMap<String, String>,
+    desired: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = desired
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = current
+        .keys()
+        .filter(|k| !is_managed_tag(k) && !desired.contains_key(*k))
+        .cloned()
+        .collect();
     (set, remove)
 }
 
@@ -362,8 +409,15 @@ pub(crate) fn tag_diff(current: &BTreeMap<String, String>, desired: &BTreeMap<St
 /// `{stack}-{logical id}-{first 8 characters of the token}`, with every character that is not
 /// a letter or a digit replaced by `-`, at most `max` characters (the token part is kept).
 pub(crate) fn generated_name(request: &Create<'_>, max: usize) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect::<String>();
-    let stack = request.tags.get(tags::STACK).map_or_else(|| "graven".to_owned(), |s| clean(s));
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+    };
+    let stack = request
+        .tags
+        .get(tags::STACK)
+        .map_or_else(|| "graven".to_owned(), |s| clean(s));
     let token: String = clean(request.token).chars().take(8).collect();
     let mut head = format!("{stack}-{}", clean(request.id));
     let room = max.saturating_sub(token.len() + 1);
@@ -380,13 +434,27 @@ pub(crate) fn object<const N: usize>(pairs: [(&str, Json); N]) -> Map<String, Js
 
 /// The tags as JSON.
 pub(crate) fn tags_json(tags: &BTreeMap<String, String>) -> Json {
-    Json::Object(tags.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect())
+    Json::Object(
+        tags.iter()
+            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// An [`Observed`] from its parts; `inputs.tags` are the user's tags among `all_tags`.
-pub(crate) fn observed(physical_id: &str, outputs: Map<String, Json>, mut inputs: Map<String, Json>, all_tags: BTreeMap<String, String>) -> Observed {
+pub(crate) fn observed(
+    physical_id: &str,
+    outputs: Map<String, Json>,
+    mut inputs: Map<String, Json>,
+    all_tags: BTreeMap<String, String>,
+) -> Observed {
     inputs.insert("tags".to_owned(), tags_json(&user_tags(&all_tags)));
-    Observed { physical_id: physical_id.to_owned(), outputs, inputs, tags: all_tags }
+    Observed {
+        physical_id: physical_id.to_owned(),
+        outputs,
+        inputs,
+        tags: all_tags,
+    }
 }
 
 /// Splits ids into chunks of at most `n` (EC2 takes at most 200 values per filter).
@@ -399,7 +467,11 @@ pub(crate) fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -417,7 +489,9 @@ fn unknown_kind(kind: &str) -> provider::Error {
         ErrorKind::Terminal,
         "dispatch",
         "UnknownKind",
-        format!("the aws target has no resource kind `{kind}`; it supports the `graven::aws` catalog"),
+        format!(
+            "the aws target has no resource kind `{kind}`; it supports the `graven::aws` catalog"
+        ),
     )
 }
 
@@ -444,7 +518,11 @@ impl Provider for AwsProvider {
         result.map_err(errors::after_create)
     }
 
-    async fn read(&self, kind: &str, physical_ids: &[String]) -> provider::Result<Vec<Option<Observed>>> {
+    async fn read(
+        &self,
+        kind: &str,
+        physical_ids: &[String],
+    ) -> provider::Result<Vec<Option<Observed>>> {
         use kinds::*;
         if physical_ids.is_empty() {
             return Ok(Vec::new());
@@ -464,7 +542,10 @@ impl Provider for AwsProvider {
             AUTO_SCALING_GROUP => autoscaling::read(self, &wanted, None).await?,
             other => return Err(unknown_kind(other)),
         };
-        Ok(physical_ids.iter().map(|id| found.get(id).cloned()).collect())
+        Ok(physical_ids
+            .iter()
+            .map(|id| found.get(id).cloned())
+            .collect())
     }
 
     async fn find_by_token(&self, kind: &str, token: &str) -> provider::Result<Option<Observed>> {
@@ -483,17 +564,29 @@ impl Provider for AwsProvider {
             other => return Err(unknown_kind(other)),
         };
         if found.len() > 1 {
-            tracing::warn!(kind, count = found.len(), "several resources carry one token; adopting the first");
+            tracing::warn!(
+                kind,
+                count = found.len(),
+                "several resources carry one token; adopting the first"
+            );
         }
         Ok(found.into_values().next())
     }
 
-    async fn update(&self, kind: &str, physical_id: &str, inputs: &Map<String, Json>, changed: &[String]) -> provider::Result<Observed> {
+    async fn update(
+        &self,
+        kind: &str,
+        physical_id: &str,
+        inputs: &Map<String, Json>,
+        changed: &[String],
+    ) -> provider::Result<Observed> {
         use kinds::*;
         match kind {
             VPC => ec2::update_vpc(self, physical_id, inputs, changed).await?,
             SUBNET => ec2::update_subnet(self, physical_id, inputs, changed).await?,
-            INTERNET_GATEWAY | INSTANCE => ec2::update_tags_only(self, kind, physical_id, inputs).await?,
+            INTERNET_GATEWAY | INSTANCE => {
+                ec2::update_tags_only(self, kind, physical_id, inputs).await?
+            }
             ROUTE_TABLE => ec2::update_route_table(self, physical_id, inputs, changed).await?,
             SECURITY_GROUP => security_group::update(self, physical_id, inputs, changed).await?,
             LAUNCH_TEMPLATE => launch_template::update(self, physical_id, inputs, changed).await?,
@@ -502,9 +595,16 @@ impl Provider for AwsProvider {
             other => return Err(unknown_kind(other)),
         }
         let ids = [physical_id.to_owned()];
-        let read = self.persist(|| async { self.read(kind, &ids).await }).await?;
+        let read = self
+            .persist(|| async { self.read(kind, &ids).await })
+            .await?;
         read.into_iter().next().flatten().ok_or_else(|| {
-            provider::Error::new(ErrorKind::NotFound, format!("update {kind}"), "NotFound", format!("`{physical_id}` is gone"))
+            provider::Error::new(
+                ErrorKind::NotFound,
+                format!("update {kind}"),
+                "NotFound",
+                format!("`{physical_id}` is gone"),
+            )
         })
     }
 
@@ -532,11 +632,22 @@ impl Provider for AwsProvider {
         fleet::instances(self, group).await
     }
 
-    async fn set_capacity(&self, group: &str, min: u32, desired: u32, max: u32) -> provider::Result<()> {
+    async fn set_capacity(
+        &self,
+        group: &str,
+        min: u32,
+        desired: u32,
+        max: u32,
+    ) -> provider::Result<()> {
         fleet::set_capacity(self, group, min, desired, max).await
     }
 
-    async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> provider::Result<()> {
+    async fn terminate_instances(
+        &self,
+        group: &str,
+        ids: &[String],
+        decrement: bool,
+    ) -> provider::Result<()> {
         fleet::terminate(self, group, ids, decrement).await
     }
 
@@ -549,9 +660,18 @@ impl Provider for AwsProvider {
     /// 5 at 2 a second (`RunInstances` also has an instance-count bucket).
     fn rate_limit(&self, category: Category) -> Option<RateLimit> {
         Some(match category {
-            Category::Describe => RateLimit { capacity: 100, refill_per_second: 20.0 },
-            Category::Launch => RateLimit { capacity: 5, refill_per_second: 2.0 },
-            _ => RateLimit { capacity: 50, refill_per_second: 5.0 },
+            Category::Describe => RateLimit {
+                capacity: 100,
+                refill_per_second: 20.0,
+            },
+            Category::Launch => RateLimit {
+                capacity: 5,
+                refill_per_second: 2.0,
+            },
+            _ => RateLimit {
+                capacity: 50,
+                refill_per_second: 5.0,
+            },
         })
     }
 
@@ -564,10 +684,24 @@ impl Provider for AwsProvider {
 /// group, which launches its instances) are metered apart from other mutations, as AWS meters
 /// them.
 pub(crate) fn category(call: &str) -> Category {
-    let launch = ["RunInstances", "set_capacity", "SetDesiredCapacity", "CreateAutoScalingGroup", "UpdateAutoScalingGroup"];
-    if launch.contains(&call) || call.starts_with("create:aws:ec2:Instance") || call.starts_with("create:aws:autoscaling") || call == kinds::INSTANCE {
+    let launch = [
+        "RunInstances",
+        "set_capacity",
+        "SetDesiredCapacity",
+        "CreateAutoScalingGroup",
+        "UpdateAutoScalingGroup",
+    ];
+    if launch.contains(&call)
+        || call.starts_with("create:aws:ec2:Instance")
+        || call.starts_with("create:aws:autoscaling")
+        || call == kinds::INSTANCE
+    {
         Category::Launch
-    } else if call.starts_with("Describe") || call.starts_with("read") || call.starts_with("Get") || call.starts_with("fleet_instances") {
+    } else if call.starts_with("Describe")
+        || call.starts_with("read")
+        || call.starts_with("Get")
+        || call.starts_with("fleet_instances")
+    {
         Category::Describe
     } else {
         Category::Mutate
@@ -580,7 +714,15 @@ mod tests {
 
     #[test]
     fn base64_matches_the_rfc_vectors() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
         }
     }
@@ -589,8 +731,17 @@ mod tests {
     fn generated_names_are_clean_and_bounded() {
         let inputs = Map::new();
         let tags = BTreeMap::from([(tags::STACK.to_owned(), "web prod".to_owned())]);
-        let request = Create { id: "network.web_sg", kind: kinds::SECURITY_GROUP, inputs: &inputs, token: "0123abcd-ffff", tags: &tags };
-        assert_eq!(generated_name(&request, 255), "web-prod-network-web-sg-0123abcd");
+        let request = Create {
+            id: "network.web_sg",
+            kind: kinds::SECURITY_GROUP,
+            inputs: &inputs,
+            token: "0123abcd-ffff",
+            tags: &tags,
+        };
+        assert_eq!(
+            generated_name(&request, 255),
+            "web-prod-network-web-sg-0123abcd"
+        );
         let short = generated_name(&request, 20);
         assert_eq!(short.len(), 20);
         assert!(short.ends_with("-0123abcd"), "{short}");
@@ -604,7 +755,10 @@ mod tests {
             ("graven:stack".to_owned(), "web".to_owned()),
             ("aws:autoscaling:groupName".to_owned(), "g".to_owned()),
         ]);
-        let desired = BTreeMap::from([("team".to_owned(), "b".to_owned()), ("new".to_owned(), "y".to_owned())]);
+        let desired = BTreeMap::from([
+            ("team".to_owned(), "b".to_owned()),
+            ("new".to_owned(), "y".to_owned()),
+        ]);
         let (set, remove) = tag_diff(&current, &desired);
         assert_eq!(set, desired);
         assert_eq!(remove, ["old"]);
