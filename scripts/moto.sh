@@ -35,7 +35,13 @@ case "${1:-}" in
     ;;
   stop)
     if [[ -f "$PIDFILE" ]]; then
-      kill "$(cat "$PIDFILE")" 2>/dev/null || true
+      pid="$(cat "$PIDFILE")"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 25); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+      done
+      kill -9 "$pid" 2>/dev/null || true
       rm -f "$PIDFILE"
     fi
     ;;

@@ -16,6 +16,7 @@ use crate::support::moto;
 
 /// A small web tier.
 #[derive(Stack)]
+#[allow(dead_code)] // the fields are read through the derive's graph
 struct Site {
     vpc: Vpc,
     subnet: Subnet,
@@ -41,21 +42,11 @@ fn site(image: &str, az: &str, instance_type: &str) -> Site {
 }
 
 async fn apply(engine: &Engine, store: &S3Store, stack: &Site) -> graven::engine::Report {
-    let state = store
-        .load("site")
-        .await
-        .unwrap()
-        .unwrap_or_else(|| State::new("site"));
-    let plan = graven::plan::plan_graph(
-        &stack.graph().unwrap(),
-        &state,
-        &graven::plan::Options::new(),
-    )
-    .unwrap();
-    engine
-        .apply(&plan, state)
-        .await
-        .unwrap_or_else(|e| panic!("apply: {e}"))
+    let state = store.load("site").await.unwrap().unwrap_or_else(|| State::new("site"));
+    let plan =
+        graven::plan::plan_graph(&stack.graph().unwrap(), &state, &graven::plan::Options::new())
+            .unwrap();
+    engine.apply(&plan, state).await.unwrap_or_else(|e| panic!("apply: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -73,9 +64,7 @@ async fn a_stack_applies_rolls_and_destroys_on_moto() {
         .unwrap();
     let provider = moto::provider(region).await;
     let store = Arc::new(
-        S3Store::from_url_with("s3://graven-e2e/state", &moto::config(region))
-            .await
-            .unwrap(),
+        S3Store::from_url_with("s3://graven-e2e/state", &moto::config(region)).await.unwrap(),
     );
     let engine = Engine::with_options(
         Arc::new(provider.clone()) as Arc<dyn Provider>,
@@ -87,22 +76,14 @@ async fn a_stack_applies_rolls_and_destroys_on_moto() {
 
     let lock = store.lock("site", "apply").await.unwrap();
     let report = apply(&engine, &store, &site(&image, &az, "t3.micro")).await;
-    assert_eq!(
-        report.summary.get("create"),
-        Some(&5),
-        "{:?}",
-        report.summary
-    );
+    assert_eq!(report.summary.get("create"), Some(&5), "{:?}", report.summary);
     let fleet = &report.state.resources["fleet"];
     let group = fleet.physical_id.clone();
     let instances = provider.fleet_instances(&group).await.unwrap();
     assert_eq!(instances.len(), 2);
     assert!(instances.iter().all(|i| i.launch_template_version == 1));
     let vpc = provider
-        .read(
-            "aws:ec2:Vpc",
-            &[report.state.resources["vpc"].physical_id.clone()],
-        )
+        .read("aws:ec2:Vpc", &[report.state.resources["vpc"].physical_id.clone()])
         .await
         .unwrap();
     assert_eq!(vpc[0].as_ref().unwrap().tags["graven:stack"], "site");
@@ -114,31 +95,19 @@ async fn a_stack_applies_rolls_and_destroys_on_moto() {
     println!("roll: {:?}", report.summary);
     let instances = provider.fleet_instances(&group).await.unwrap();
     assert_eq!(instances.len(), 2, "{instances:?}");
-    assert!(
-        instances.iter().all(|i| i.launch_template_version == 2),
-        "{instances:?}"
-    );
+    assert!(instances.iter().all(|i| i.launch_template_version == 2), "{instances:?}");
 
     // Destroy: everything goes, in reverse dependency order.
     let state = store.load("site").await.unwrap().unwrap();
-    let ids: Vec<(String, String)> = state
-        .resources
-        .values()
-        .map(|r| (r.kind.clone(), r.physical_id.clone()))
-        .collect();
+    let ids: Vec<(String, String)> =
+        state.resources.values().map(|r| (r.kind.clone(), r.physical_id.clone())).collect();
     let plan = graven::plan::destroy(&state).unwrap();
-    let report = engine
-        .apply(&plan, state)
-        .await
-        .unwrap_or_else(|e| panic!("destroy: {e}"));
+    let report = engine.apply(&plan, state).await.unwrap_or_else(|e| panic!("destroy: {e}"));
     assert!(report.state.resources.is_empty());
     for (kind, id) in ids {
         let read = provider.read(&kind, &[id.clone()]).await.unwrap();
         assert!(read[0].is_none(), "{kind} {id} is gone");
     }
     store.unlock("site", &lock).await.unwrap();
-    println!(
-        "api calls for apply + roll + destroy: {:?}",
-        provider.api_calls()
-    );
+    println!("api calls for apply + roll + destroy: {:?}", provider.api_calls());
 }

@@ -25,9 +25,7 @@ pub(crate) fn obj(v: Json) -> Map<String, Json> {
 
 /// Creates a resource the way the engine does: Graven's tags and a fresh token.
 pub(crate) async fn create(p: &AwsProvider, id: &str, kind: &str, inputs: Json) -> Observed {
-    try_create(p, id, kind, inputs)
-        .await
-        .unwrap_or_else(|e| panic!("create {id}: {e}"))
+    try_create(p, id, kind, inputs).await.unwrap_or_else(|e| panic!("create {id}: {e}"))
 }
 
 pub(crate) async fn try_create(
@@ -43,14 +41,7 @@ pub(crate) async fn try_create(
         ("graven:id".to_owned(), id.to_owned()),
         ("graven:release".to_owned(), "1".to_owned()),
     ]);
-    p.create(&Create {
-        id,
-        kind,
-        inputs: &inputs,
-        token: &token,
-        tags: &tags,
-    })
-    .await
+    p.create(&Create { id, kind, inputs: &inputs, token: &token, tags: &tags }).await
 }
 
 /// A token unique to this process and id.
@@ -62,18 +53,11 @@ pub(crate) fn uuid_like(id: &str) -> String {
 }
 
 pub(crate) async fn read_one(p: &AwsProvider, kind: &str, id: &str) -> Option<Observed> {
-    p.read(kind, &[id.to_owned()])
-        .await
-        .expect("read")
-        .pop()
-        .flatten()
+    p.read(kind, &[id.to_owned()]).await.expect("read").pop().flatten()
 }
 
 pub(crate) fn s(o: &Observed, output: &str) -> String {
-    o.outputs[output]
-        .as_str()
-        .unwrap_or_else(|| panic!("output {output} of {o:?}"))
-        .to_owned()
+    o.outputs[output].as_str().unwrap_or_else(|| panic!("output {output} of {o:?}")).to_owned()
 }
 
 fn changed(fields: &[&str]) -> Vec<String> {
@@ -121,13 +105,7 @@ async fn network_kinds_create_read_update_delete() {
         .iter()
         .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
         .collect();
-    for key in [
-        "team",
-        "graven:stack",
-        "graven:id",
-        "graven:release",
-        "graven:token",
-    ] {
+    for key in ["team", "graven:stack", "graven:id", "graven:release", "graven:token"] {
         assert!(tags.contains_key(key), "{key} missing from {tags:?}");
     }
     assert_eq!(tags["graven:id"], "net.vpc");
@@ -138,20 +116,14 @@ async fn network_kinds_create_read_update_delete() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        dns.enable_dns_hostnames().and_then(|v| v.value()),
-        Some(true)
-    );
+    assert_eq!(dns.enable_dns_hostnames().and_then(|v| v.value()), Some(true));
 
     let updated = p
         .update(VPC, &vpc_id, &obj(json!({"cidr_block": "10.1.0.0/16", "enable_dns_hostnames": false, "tags": {"team": "api", "cost": "7"}})), &changed(&["enable_dns_hostnames", "tags"]))
         .await
         .unwrap();
     assert_eq!(updated.inputs["tags"], json!({"cost": "7", "team": "api"}));
-    assert_eq!(
-        updated.tags["graven:id"], "net.vpc",
-        "Graven's tags survive a tag update"
-    );
+    assert_eq!(updated.tags["graven:id"], "net.vpc", "Graven's tags survive a tag update");
     let dns = ec2
         .describe_vpc_attribute()
         .vpc_id(&vpc_id)
@@ -159,10 +131,7 @@ async fn network_kinds_create_read_update_delete() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        dns.enable_dns_hostnames().and_then(|v| v.value()),
-        Some(false)
-    );
+    assert_eq!(dns.enable_dns_hostnames().and_then(|v| v.value()), Some(false));
 
     // Subnets, public IPs on launch updated in place.
     let az = moto::zones(region).await[0].clone();
@@ -183,19 +152,13 @@ async fn network_kinds_create_read_update_delete() {
     // An internet gateway, attached.
     let igw = create(&p, "net.igw", IGW, json!({"vpc_id": vpc_id, "tags": {}})).await;
     let igw_id = s(&igw, "id");
-    assert_eq!(
-        read_one(&p, IGW, &igw_id).await.unwrap().inputs["vpc_id"],
-        json!(vpc_id)
-    );
+    assert_eq!(read_one(&p, IGW, &igw_id).await.unwrap().inputs["vpc_id"], json!(vpc_id));
 
     // A route table with a default route and one subnet; then routes and subnets change.
     let rtb = create(&p, "net.rtb", RTB, json!({"vpc_id": vpc_id, "routes": [{"destination": "0.0.0.0/0", "gateway_id": igw_id}], "subnet_ids": [subnet_id], "tags": {}})).await;
     let rtb_id = s(&rtb, "id");
     let read = read_one(&p, RTB, &rtb_id).await.unwrap();
-    assert_eq!(
-        read.inputs["routes"],
-        json!([{"destination": "0.0.0.0/0", "gateway_id": igw_id}])
-    );
+    assert_eq!(read.inputs["routes"], json!([{"destination": "0.0.0.0/0", "gateway_id": igw_id}]));
     assert_eq!(read.inputs["subnet_ids"], json!([subnet_id]));
     let moved = p
         .update(
@@ -222,10 +185,7 @@ async fn network_kinds_create_read_update_delete() {
     )
     .await;
     let rtb2_id = s(&rtb2, "id");
-    assert_eq!(
-        read_one(&p, RTB, &rtb_id).await.unwrap().inputs["subnet_ids"],
-        json!([])
-    );
+    assert_eq!(read_one(&p, RTB, &rtb_id).await.unwrap().inputs["subnet_ids"], json!([]));
     assert_eq!(
         read_one(&p, RTB, &rtb2_id).await.unwrap().inputs["subnet_ids"],
         json!([subnet_b_id])
@@ -270,17 +230,9 @@ async fn network_kinds_create_read_update_delete() {
                 && r["description"] == json!("db")),
         "{ingress:?}"
     );
-    let described = ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
-        .await
-        .unwrap();
-    let ports: Vec<Option<i32>> = described.security_groups()[0]
-        .ip_permissions()
-        .iter()
-        .map(|p| p.from_port())
-        .collect();
+    let described = ec2.describe_security_groups().group_ids(&sg_id).send().await.unwrap();
+    let ports: Vec<Option<i32>> =
+        described.security_groups()[0].ip_permissions().iter().map(|p| p.from_port()).collect();
     assert!(!ports.contains(&Some(80)), "port 80 was revoked: {ports:?}");
 
     // Delete in reverse dependency order; each is gone afterwards, and deleting again succeeds.
@@ -293,16 +245,9 @@ async fn network_kinds_create_read_update_delete() {
         (SUBNET, &subnet_id),
         (VPC, &vpc_id),
     ] {
-        p.delete(kind, id)
-            .await
-            .unwrap_or_else(|e| panic!("delete {kind} {id}: {e}"));
-        assert!(
-            read_one(&p, kind, id).await.is_none(),
-            "{kind} {id} is gone"
-        );
-        p.delete(kind, id)
-            .await
-            .unwrap_or_else(|e| panic!("delete {kind} {id} again: {e}"));
+        p.delete(kind, id).await.unwrap_or_else(|e| panic!("delete {kind} {id}: {e}"));
+        assert!(read_one(&p, kind, id).await.is_none(), "{kind} {id} is gone");
+        p.delete(kind, id).await.unwrap_or_else(|e| panic!("delete {kind} {id} again: {e}"));
     }
 }
 
@@ -324,18 +269,10 @@ async fn launch_templates_instances_and_images() {
     let read = read_one(&p, LT, &lt_id).await.unwrap();
     assert_eq!(read.inputs["image_id"], json!(ami));
     assert_eq!(read.inputs["instance_type"], json!("t3.small"));
-    assert!(
-        read.inputs.get("user_data").is_none(),
-        "user data holds a secret: never observed"
-    );
+    assert!(read.inputs.get("user_data").is_none(), "user data holds a secret: never observed");
     assert_eq!(read.tags["app"], "web");
     let v2 = p
-        .update(
-            LT,
-            &lt_id,
-            &obj(lt_inputs(&ami, "t3.large")),
-            &changed(&["instance_type"]),
-        )
+        .update(LT, &lt_id, &obj(lt_inputs(&ami, "t3.large")), &changed(&["instance_type"]))
         .await
         .unwrap();
     assert_eq!(v2.outputs["latest_version"], json!(2));
@@ -347,29 +284,15 @@ async fn launch_templates_instances_and_images() {
         .send()
         .await
         .unwrap();
-    let data = versions.launch_template_versions()[0]
-        .launch_template_data()
-        .unwrap();
-    assert_eq!(
-        data.image_id(),
-        Some(ami.as_str()),
-        "the new version carries the full data"
-    );
+    let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+    assert_eq!(data.image_id(), Some(ami.as_str()), "the new version carries the full data");
     assert_eq!(data.security_group_ids(), [sg_id.clone()]);
-    assert_eq!(
-        data.user_data(),
-        Some("IyEvYmluL3NoCmVjaG8gaGk="),
-        "user data is sent base64"
-    );
+    assert_eq!(data.user_data(), Some("IyEvYmluL3NoCmVjaG8gaGk="), "user data is sent base64");
 
     // An instance: running, with a private IP and its tags.
     let inst = create(&p, "box", INSTANCE, json!({"image_id": ami, "instance_type": "t3.micro", "subnet_id": subnet, "security_group_ids": [sg_id], "user_data": null, "tags": {"role": "bastion"}})).await;
     let inst_id = s(&inst, "id");
-    assert!(
-        s(&inst, "private_ip").starts_with("10.0.1."),
-        "{:?}",
-        inst.outputs
-    );
+    assert!(s(&inst, "private_ip").starts_with("10.0.1."), "{:?}", inst.outputs);
     let read = read_one(&p, INSTANCE, &inst_id).await.unwrap();
     assert_eq!(read.inputs["subnet_id"], json!(subnet));
     assert_eq!(read.inputs["security_group_ids"], json!([sg_id]));
@@ -378,22 +301,12 @@ async fn launch_templates_instances_and_images() {
     let retagged = p.update(INSTANCE, &inst_id, &obj(json!({"image_id": ami, "instance_type": "t3.micro", "subnet_id": subnet, "security_group_ids": [sg_id], "user_data": null, "tags": {}})), &changed(&["tags"])).await.unwrap();
     assert_eq!(retagged.inputs["tags"], json!({}));
     p.delete(INSTANCE, &inst_id).await.unwrap();
-    let state = ec2
-        .describe_instances()
-        .instance_ids(&inst_id)
-        .send()
-        .await
-        .unwrap();
+    let state = ec2.describe_instances().instance_ids(&inst_id).send().await.unwrap();
     assert_eq!(
-        state.reservations()[0].instances()[0]
-            .state()
-            .and_then(|s| s.name()),
+        state.reservations()[0].instances()[0].state().and_then(|s| s.name()),
         Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
     );
-    assert!(
-        read_one(&p, INSTANCE, &inst_id).await.is_none(),
-        "a terminated instance is gone"
-    );
+    assert!(read_one(&p, INSTANCE, &inst_id).await.is_none(), "a terminated instance is gone");
 
     // An image copied from a source image, named `{name}-{version}`.
     let image = create(
@@ -445,11 +358,7 @@ async fn auto_scaling_groups_create_read_update_delete() {
     let name = s(&group, "name");
     assert!(name.starts_with("test-fleet-"), "{name}");
     assert_eq!(group.physical_id, name);
-    assert!(
-        s(&group, "arn").starts_with("arn:aws:autoscaling:"),
-        "{:?}",
-        group.outputs
-    );
+    assert!(s(&group, "arn").starts_with("arn:aws:autoscaling:"), "{:?}", group.outputs);
     let read = read_one(&p, ASG, &name).await.unwrap();
     assert_eq!(read.inputs["desired_capacity"], json!(2));
     assert_eq!(read.inputs["launch_template_version"], json!(1));
@@ -461,21 +370,10 @@ async fn auto_scaling_groups_create_read_update_delete() {
     let fleet = p.fleet_instances(&name).await.unwrap();
     assert_eq!(fleet.len(), 2);
     let ec2 = moto::ec2(region).await;
-    let described = ec2
-        .describe_instances()
-        .instance_ids(&fleet[0].id)
-        .send()
-        .await
-        .unwrap();
-    let tags: Vec<&str> = described.reservations()[0].instances()[0]
-        .tags()
-        .iter()
-        .filter_map(|t| t.key())
-        .collect();
-    assert!(
-        tags.contains(&"graven:stack") && tags.contains(&"tier"),
-        "{tags:?}"
-    );
+    let described = ec2.describe_instances().instance_ids(&fleet[0].id).send().await.unwrap();
+    let tags: Vec<&str> =
+        described.reservations()[0].instances()[0].tags().iter().filter_map(|t| t.key()).collect();
+    assert!(tags.contains(&"graven:stack") && tags.contains(&"tier"), "{tags:?}");
 
     let updated = p
         .update(
@@ -497,21 +395,11 @@ async fn auto_scaling_groups_create_read_update_delete() {
     assert_eq!(updated.inputs["subnet_ids"], json!([subnet_a, subnet_b]));
     assert_eq!(p.fleet_instances(&name).await.unwrap().len(), 3);
 
-    let ids: Vec<String> = p
-        .fleet_instances(&name)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
+    let ids: Vec<String> =
+        p.fleet_instances(&name).await.unwrap().into_iter().map(|i| i.id).collect();
     p.delete(ASG, &name).await.unwrap();
     assert!(read_one(&p, ASG, &name).await.is_none());
-    let described = ec2
-        .describe_instances()
-        .set_instance_ids(Some(ids))
-        .send()
-        .await
-        .unwrap();
+    let described = ec2.describe_instances().set_instance_ids(Some(ids)).send().await.unwrap();
     for i in described.reservations().iter().flat_map(|r| r.instances()) {
         assert_eq!(
             i.state().and_then(|s| s.name()),
@@ -533,27 +421,12 @@ async fn find_by_token_adopts_what_a_crashed_create_made() {
     );
     let tags = BTreeMap::from([("graven:stack".to_owned(), "test".to_owned())]);
     let made = p
-        .create(&Create {
-            id: "sg",
-            kind: SG,
-            inputs: &inputs,
-            token: "tok-adopt-1",
-            tags: &tags,
-        })
+        .create(&Create { id: "sg", kind: SG, inputs: &inputs, token: "tok-adopt-1", tags: &tags })
         .await
         .unwrap();
-    let found = p
-        .find_by_token(SG, "tok-adopt-1")
-        .await
-        .unwrap()
-        .expect("found by its token tag");
+    let found = p.find_by_token(SG, "tok-adopt-1").await.unwrap().expect("found by its token tag");
     assert_eq!(found.physical_id, made.physical_id);
-    assert!(
-        p.find_by_token(SG, "tok-never-used")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(p.find_by_token(SG, "tok-never-used").await.unwrap().is_none());
     let vpc_found = p.find_by_token(VPC, "tok-never-used").await.unwrap();
     assert!(vpc_found.is_none());
 }
@@ -577,11 +450,8 @@ async fn refresh_reads_each_kind_in_a_few_calls() {
         .send()
         .await
         .unwrap();
-    let mut instances: Vec<String> = run
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect();
+    let mut instances: Vec<String> =
+        run.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect();
     assert_eq!(instances.len(), 100);
     let mut vpcs = vec![vpc];
     let mut subnets = vec![subnet_a, subnet_b];
@@ -590,10 +460,7 @@ async fn refresh_reads_each_kind_in_a_few_calls() {
     }
     for i in 0..6 {
         let inputs = json!({"vpc_id": vpcs[0], "cidr_block": format!("10.0.{}.0/24", 10 + i), "availability_zone": moto::zones(region).await[0], "map_public_ip_on_launch": false, "tags": {}});
-        subnets.push(s(
-            &create(&p, &format!("subnet{i}"), SUBNET, inputs).await,
-            "id",
-        ));
+        subnets.push(s(&create(&p, &format!("subnet{i}"), SUBNET, inputs).await, "id"));
     }
     let mut groups = Vec::new();
     for i in 0..5 {
@@ -603,16 +470,9 @@ async fn refresh_reads_each_kind_in_a_few_calls() {
     for i in 0..3 {
         templates.push(s(&create(&p, &format!("lt{i}"), LT, json!({"name": null, "image_id": ami, "instance_type": "t3.micro", "security_group_ids": [], "user_data": null, "key_name": null, "tags": {}})).await, "id"));
     }
-    assert_eq!(
-        vpcs.len() + subnets.len() + groups.len() + templates.len(),
-        5 + 8 + 5 + 3
-    );
+    assert_eq!(vpcs.len() + subnets.len() + groups.len() + templates.len(), 5 + 8 + 5 + 3);
     // One instance terminated out of band: it reads as gone.
-    ec2.terminate_instances()
-        .instance_ids(&instances[7])
-        .send()
-        .await
-        .unwrap();
+    ec2.terminate_instances().instance_ids(&instances[7]).send().await.unwrap();
     instances.push("i-0000000000000dead".to_owned());
 
     p.reset_api_calls();
@@ -629,12 +489,7 @@ async fn refresh_reads_each_kind_in_a_few_calls() {
         instances[0],
         "results follow the ids' order"
     );
-    for (kind, ids) in [
-        (VPC, &vpcs),
-        (SUBNET, &subnets),
-        (SG, &groups),
-        (LT, &templates),
-    ] {
+    for (kind, ids) in [(VPC, &vpcs), (SUBNET, &subnets), (SG, &groups), (LT, &templates)] {
         let read = p.read(kind, ids).await.unwrap();
         assert!(read.iter().all(Option::is_some), "{kind}");
     }
@@ -691,9 +546,7 @@ async fn errors_are_classified_with_call_and_code() {
     assert!(err.code.ends_with(".NotFound"), "{err}");
 
     // Inputs of the wrong shape, and unknown kinds, are terminal before any call.
-    let err = try_create(&p, "x", VPC, json!({"cidr": "10.0.0.0/16"}))
-        .await
-        .unwrap_err();
+    let err = try_create(&p, "x", VPC, json!({"cidr": "10.0.0.0/16"})).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Terminal);
     assert!(err.message.contains("cidr_block"), "{err}");
     let err = p.read("aws:ec2:Nope", &["x".to_owned()]).await.unwrap_err();
@@ -709,9 +562,7 @@ async fn errors_are_classified_with_call_and_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_endpoints_are_transient() {
     // Nothing listens on port 9 of this host.
-    let config = moto::config(moto::region())
-        .endpoint_url("http://127.0.0.1:9")
-        .max_attempts(1);
+    let config = moto::config(moto::region()).endpoint_url("http://127.0.0.1:9").max_attempts(1);
     let p = AwsProvider::new(&config).await.unwrap();
     let err = p.read(VPC, &["vpc-1".to_owned()]).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");

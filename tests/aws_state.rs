@@ -31,13 +31,12 @@ async fn bucket(region: &str, name: &str) {
 }
 
 fn intent(id: &str) -> Entry {
-    Entry::Intent(Intent {
-        id: id.to_owned(),
-        kind: "aws:ec2:Vpc".to_owned(),
-        token: format!("tok-{id}"),
-        started_at: graven::state::now(),
-        release: 1,
-    })
+    // Through serde, so fields the model gains later take their defaults.
+    let intent: Intent = serde_json::from_value(serde_json::json!({
+        "id": id, "kind": "aws:ec2:Vpc", "token": format!("tok-{id}"), "started_at": graven::state::now(), "release": 1,
+    }))
+    .expect("an intent");
+    Entry::Intent(intent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,10 +45,7 @@ async fn state_round_trips_with_conditional_writes() {
     bucket(region, "graven-state-rt").await;
     let a = store(region, "graven-state-rt").await;
     let b = store(region, "graven-state-rt").await;
-    assert_eq!(
-        a.describe("web"),
-        "`s3://graven-state-rt/teams/web/web.json`"
-    );
+    assert_eq!(a.describe("web"), "`s3://graven-state-rt/teams/web/web.json`");
 
     assert!(a.load("web").await.unwrap().is_none());
     let mut state = State::new("web");
@@ -70,15 +66,9 @@ async fn state_round_trips_with_conditional_writes() {
     assert_eq!(by_b.serial, 2);
     let err = a.save(&saved).await.unwrap_err();
     assert!(matches!(err, Error::State { .. }), "{err}");
-    assert!(
-        err.to_string().contains("changed since it was read"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("changed since it was read"), "{err}");
     let err = a.record("web", &intent("subnet")).await.unwrap_err();
-    assert!(
-        err.to_string().contains("changed since it was read"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("changed since it was read"), "{err}");
     // Nothing was overwritten.
     assert_eq!(b.load("web").await.unwrap().unwrap(), by_b);
 
@@ -93,13 +83,8 @@ async fn state_round_trips_with_conditional_writes() {
 
     // The object is the local store's format: checksummed and decodable.
     let s3 = moto::s3(region).await;
-    let object = s3
-        .get_object()
-        .bucket("graven-state-rt")
-        .key("teams/web/web.json")
-        .send()
-        .await
-        .unwrap();
+    let object =
+        s3.get_object().bucket("graven-state-rt").key("teams/web/web.json").send().await.unwrap();
     let bytes = object.body.collect().await.unwrap().into_bytes();
     let decoded = graven::state::decode(&bytes, std::path::Path::new("web.json")).unwrap();
     assert_eq!(decoded.serial, 13);
@@ -123,10 +108,7 @@ async fn one_run_holds_the_lock() {
         }
         other => panic!("expected Locked, got {other}"),
     }
-    assert_eq!(
-        b.lock_info("web").await.unwrap().map(|l| l.id),
-        Some(lock.id.clone())
-    );
+    assert_eq!(b.lock_info("web").await.unwrap().map(|l| l.id), Some(lock.id.clone()));
     // Another stack is not affected.
     let other = b.lock("api", "apply").await.unwrap();
     b.unlock("api", &other).await.unwrap();
@@ -134,10 +116,7 @@ async fn one_run_holds_the_lock() {
     // b cannot unlock a's lock with its own.
     let fake = graven::state::LockInfo::new("apply");
     assert!(b.unlock("web", &fake).await.is_err());
-    assert!(
-        b.lock_info("web").await.unwrap().is_some(),
-        "a's lock stays"
-    );
+    assert!(b.lock_info("web").await.unwrap().is_some(), "a's lock stays");
 
     a.unlock("web", &lock).await.unwrap();
     assert!(a.lock_info("web").await.unwrap().is_none());
@@ -155,9 +134,7 @@ async fn one_run_holds_the_lock() {
 async fn an_expired_lease_is_broken() {
     let region = moto::region();
     bucket(region, "graven-state-lease").await;
-    let dead = store(region, "graven-state-lease")
-        .await
-        .lease(Duration::from_secs(1));
+    let dead = store(region, "graven-state-lease").await.lease(Duration::from_secs(1));
     let next = store(region, "graven-state-lease").await;
     let old = dead.lock("web", "apply").await.unwrap();
     assert!(

@@ -207,7 +207,11 @@ impl Network {
         let r = Network::refs();
         Network {
             vpc: Vpc::new(cidr(block)),
-            subnet: Subnet::new(r.vpc.id(), cidr(&block.replace(".0.0/16", ".1.0/24")), "eu-west-2a"),
+            subnet: Subnet::new(
+                r.vpc.id(),
+                cidr(&block.replace(".0.0/16", ".1.0/24")),
+                "eu-west-2a",
+            ),
             gateway: InternetGateway::new(r.vpc.id()),
         }
     }
@@ -282,7 +286,10 @@ fn a_reference_passed_down_from_the_parent_resolves_in_the_parent() {
     };
     let graph = stack.graph().unwrap();
     assert_eq!(deps(&graph, "zone.subnet"), ["shared_vpc"]);
-    assert_eq!(graph.node("zone.subnet").unwrap().inputs["vpc_id"], reference_json("shared_vpc", "id"));
+    assert_eq!(
+        graph.node("zone.subnet").unwrap().inputs["vpc_id"],
+        reference_json("shared_vpc", "id")
+    );
 }
 
 #[derive(Stack)]
@@ -411,7 +418,7 @@ fn a_reference_to_an_absent_optional_member_dangles() {
         other => panic!("expected a dangling reference, got {other:?}"),
     }
     let message = gap.graph().unwrap_err().to_string();
-    assert!(message.contains("`server` refers to `extra.id`"), "{message}");
+    assert!(message.contains("`server` refers to `extra`.id"), "{message}");
 }
 
 #[test]
@@ -540,7 +547,9 @@ fn every_invalid_input_is_reported_at_once_with_its_resource_and_field() {
             .filter(|p| p.resource == resource)
             .map(|p| p.message.as_str())
             .find(|m| m.contains(needle))
-            .unwrap_or_else(|| panic!("a problem of `{resource}` mentions {needle:?}: {problems:?}"))
+            .unwrap_or_else(|| {
+                panic!("a problem of `{resource}` mentions {needle:?}: {problems:?}")
+            })
     };
     message("outside", "is not inside the CIDR 10.0.0.0/16");
     message("overlapping", "overlaps 10.0.1.0/24 of subnet `inside`");
@@ -585,7 +594,9 @@ fn web() -> Web {
         vpc: Vpc::new(cidr("10.0.0.0/16")),
         subnets: [("a", "10.0.1.0/24"), ("b", "10.0.2.0/24")]
             .into_iter()
-            .map(|(z, b)| (z.to_owned(), Subnet::new(r.vpc.id(), cidr(b), &format!("eu-west-2{z}"))))
+            .map(|(z, b)| {
+                (z.to_owned(), Subnet::new(r.vpc.id(), cidr(b), &format!("eu-west-2{z}")))
+            })
             .collect(),
         sg: SecurityGroup::new(r.vpc.id(), "web").ingress(Rule::tcp(443, cidr("0.0.0.0/0"))),
         template: LaunchTemplate::new(ImageId::from(AMI)).security_groups([r.sg.id()]),

@@ -3,6 +3,15 @@
 
 #![allow(missing_docs, unreachable_pub)]
 
+mod apply_cli;
+mod apply_corrupt;
+mod apply_crash;
+mod apply_engine;
+mod apply_faults;
+mod apply_lock;
+mod apply_stack;
+mod apply_support;
+mod dsl_custom_kind;
 mod dsl_graph;
 mod plan_snapshots;
 mod support;

@@ -221,6 +221,7 @@ async fn apply_once(stack: &Dag, latency: Duration, parallelism: usize) -> Run {
     assert_eq!(report.state.resources.len(), graph.len(), "every resource is recorded");
     Run {
         wall,
+        cpu,
         calls: cloud.api_calls(),
         created: report.summary.get("create").copied().unwrap_or(0),
     }

@@ -26,6 +26,7 @@
 //! ```
 //!
 //! ## Crate organization
+//! The pure core (no I/O, deterministic):
 //! - The typed DSL: [`value`] (literals, typed references, secrets), [`id`] (typed cloud ids),
 //!   [`resource`] (the [`Resource`] and [`Outputs`] traits), [`stack`] (the [`Stack`] trait),
 //!   and the derives `#[derive(Resource)]`, `#[derive(Outputs)]` and `#[derive(Stack)]`.
@@ -33,7 +34,20 @@
 //! - [`aws`]: the catalog of AWS resource kinds as typed models, validated.
 //! - [`rollout`]: how a fleet's instances are replaced.
 //! - [`release`]: the inputs of one deployment (variables, the image catalog).
-//! - [`error`]: [`enum@Error`], with the resource and field at fault.
+//! - [`state`]: what Graven records about a stack (and the [`state::Store`]s that keep it).
+//! - [`plan`](mod@plan): what applying a stack will do, and why ([`plan()`] is the entry point).
+//! - [`testing`]: helpers for snapshot tests of plans.
+//!
+//! The async layer:
+//! - [`provider`]: the interface to a cloud; [`local`] is the embedded simulated cloud, and
+//!   `aws::provider` (feature `aws`) the real one.
+//! - [`engine`]: applies a plan with bounded parallelism, retries and crash-safe state.
+//! - [`cli`]: the command line of a stack program.
+//! - [`error`]: [`enum@Error`], with the resource, field or call at fault.
+//!
+//! ## Features
+//! - `aws`: the AWS provider (aws-sdk-ec2, aws-sdk-autoscaling) and the S3 state store. Off by
+//!   default: the SDK takes minutes to compile, and the `local` target needs none of it.
 
 #![forbid(unsafe_code)]
 

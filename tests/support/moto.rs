@@ -31,11 +31,9 @@ p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.
 try:
     sys.stdin.read()
 finally:
-    p.terminate()
-    try:
-        p.wait(5)
-    except Exception:
-        p.kill()
+    # moto keeps nothing worth a graceful stop, and its server can take seconds to honour SIGTERM.
+    p.kill()
+    p.wait()
 "#;
 
 /// The wrapper process and the pipe that keeps moto alive.
@@ -78,15 +76,8 @@ fn http(endpoint: &str, method: &str, path: &str) -> std::io::Result<(u16, Strin
     )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -107,15 +98,7 @@ fn start() -> String {
     }
     let port = free_port();
     let mut child = Command::new("python3")
-        .args([
-            "-c",
-            WRAPPER,
-            "moto_server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+        .args(["-c", WRAPPER, "moto_server", "-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -173,12 +156,10 @@ static NEXT_REGION: AtomicUsize = AtomicUsize::new(0);
 /// A region no other test of this binary uses, so each test sees an empty cloud.
 pub fn region() -> &'static str {
     let i = NEXT_REGION.fetch_add(1, Ordering::SeqCst);
-    REGIONS.get(i).copied().unwrap_or_else(|| {
-        panic!(
-            "more than {} aws tests: add regions to the list",
-            REGIONS.len()
-        )
-    })
+    REGIONS
+        .get(i)
+        .copied()
+        .unwrap_or_else(|| panic!("more than {} aws tests: add regions to the list", REGIONS.len()))
 }
 
 /// The provider's configuration for moto in `region`: dummy credentials, fast polling.
@@ -220,34 +201,30 @@ pub async fn autoscaling(region: &str) -> aws_sdk_autoscaling::Client {
 
 /// An S3 client on moto (path-style addressing).
 pub async fn s3(region: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk(region).await)
-        .force_path_style(true)
-        .build();
+    let conf = aws_sdk_s3::config::Builder::from(&sdk(region).await).force_path_style(true).build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// An image moto offers in `region` (moto ships Amazon's public images).
 pub async fn some_image(region: &str) -> String {
-    let out = ec2(region)
-        .await
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("DescribeImages");
-    let mut ids: Vec<String> = out
-        .images()
-        .iter()
-        .filter_map(|i| i.image_id().map(str::to_owned))
-        .collect();
+    let out =
+        ec2(region).await.describe_images().owners("amazon").send().await.expect("DescribeImages");
+    let mut ids: Vec<String> =
+        out.images().iter().filter_map(|i| i.image_id().map(str::to_owned)).collect();
     ids.sort();
     ids.into_iter().next().expect("moto ships images")
 }
 
 /// The availability zones moto knows in `region`, sorted.
 pub async fn zones(region: &str) -> Vec<String> {
-    let out = ec2(region).await.describe_availability_zones().send().await.expect("DescribeAvailabilityZones");
-    let mut zones: Vec<String> = out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_owned)).collect();
+    let out = ec2(region)
+        .await
+        .describe_availability_zones()
+        .send()
+        .await
+        .expect("DescribeAvailabilityZones");
+    let mut zones: Vec<String> =
+        out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_owned)).collect();
     zones.sort();
     zones
 }

@@ -56,10 +56,10 @@ impl LockObject {
 /// What the store remembers of a stack between calls.
 #[derive(Debug, Default)]
 struct Inner {
-    /// The state as last loaded, recorded on, or saved, and the ETag of that object (`None`:
+    /// The state as last loaded, recorded on, or saved, and the `ETag` of that object (`None`:
     /// there is no object yet).
     states: HashMap<String, (Option<State>, Option<String>)>,
-    /// Locks this store holds: the lock, the ETag of its object, when its lease was renewed.
+    /// Locks this store holds: the lock, the `ETag` of its object, when its lease was renewed.
     locks: HashMap<String, (LockInfo, String, SystemTime)>,
     /// Stacks whose last load failed, and why: saving and recording refuse for them.
     damaged: HashMap<String, String>,
@@ -86,6 +86,9 @@ pub struct S3Store {
     prefix: String,
     lease: Duration,
     inner: Mutex<Inner>,
+    /// Serializes this store's writes of state and lock objects: each write is conditional on
+    /// the `ETag` the previous one returned, so two steps recorded at once must not race.
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// `s3://bucket/prefix` as bucket and prefix (without slashes at either end).
@@ -94,9 +97,7 @@ fn parse_url(url: &str) -> Result<(String, String)> {
         path: PathBuf::from(url),
         message: format!("not an S3 state location ({why}); write `s3://bucket/prefix`"),
     };
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| bad("it does not start with `s3://`"))?;
+    let rest = url.strip_prefix("s3://").ok_or_else(|| bad("it does not start with `s3://`"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
         return Err(bad("the bucket is missing"));
@@ -146,6 +147,7 @@ impl S3Store {
             prefix,
             lease: Duration::from_secs(3600),
             inner: Mutex::new(Inner::default()),
+            writes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -164,11 +166,7 @@ impl S3Store {
 
     /// The key of `name` under the prefix.
     fn key(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}/{name}", self.prefix)
-        }
+        if self.prefix.is_empty() { name.to_owned() } else { format!("{}/{name}", self.prefix) }
     }
 
     fn url(&self, name: &str) -> PathBuf {
@@ -193,9 +191,7 @@ impl S3Store {
 
     fn check_stack(&self, stack: &str) -> Result<()> {
         let ok = !stack.is_empty()
-            && stack
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && stack.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && !stack.starts_with('.');
         if ok {
             Ok(())
@@ -218,31 +214,22 @@ impl S3Store {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         let (_, code, message) = failure(err);
-        Error::State {
-            path: self.url(name),
-            message: format!("{call} failed: {code}: {message}"),
-        }
+        Error::State { path: self.url(name), message: format!("{call} failed: {code}: {message}") }
     }
 
-    /// Reads an object: its bytes and ETag, or `None` if there is none.
+    /// Reads an object: its bytes and `ETag`, or `None` if there is none.
     async fn get(&self, name: &str) -> Result<Option<(Vec<u8>, String)>> {
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(name))
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let (_, code, _) = failure(&e);
-                if code == "NoSuchKey" || code == "NotFound" || code == "HTTP 404" {
-                    return Ok(None);
+        let out =
+            match self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await {
+                Ok(out) => out,
+                Err(e) => {
+                    let (_, code, _) = failure(&e);
+                    if code == "NoSuchKey" || code == "NotFound" || code == "HTTP 404" {
+                        return Ok(None);
+                    }
+                    return Err(self.s3_error("GetObject", name, &e));
                 }
-                return Err(self.s3_error("GetObject", name, &e));
-            }
-        };
+            };
         let etag = out.e_tag().unwrap_or_default().to_owned();
         let bytes = out
             .body
@@ -258,7 +245,7 @@ impl S3Store {
     }
 
     /// Writes an object under a condition: `If-Match: etag`, or `If-None-Match: *` when `etag`
-    /// is `None`. `Ok(None)` when the condition failed; else the new ETag.
+    /// is `None`. `Ok(None)` when the condition failed; else the new `ETag`.
     async fn put_if(
         &self,
         name: &str,
@@ -301,11 +288,7 @@ impl S3Store {
             .key(self.key(name))
             .content_type("application/json")
             .body(ByteStream::from(bytes));
-        request
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| self.s3_error("PutObject", name, &e))
+        request.send().await.map(drop).map_err(|e| self.s3_error("PutObject", name, &e))
     }
 
     async fn delete_object(&self, name: &str, etag: Option<&str>) -> Result<bool> {
@@ -373,18 +356,11 @@ impl S3Store {
             info: info.clone(),
             expires_at: crate::state::timestamp(now + self.lease),
         };
-        let bytes = serde_json::to_vec_pretty(&object).map_err(|source| Error::Serialize {
-            what: "a lock".into(),
-            source,
-        })?;
-        match self
-            .put_if(&Self::lock_name(stack), bytes, Some(&etag))
-            .await?
-        {
+        let bytes = serde_json::to_vec_pretty(&object)
+            .map_err(|source| Error::Serialize { what: "a lock".into(), source })?;
+        match self.put_if(&Self::lock_name(stack), bytes, Some(&etag)).await? {
             Some(new) => {
-                self.inner()
-                    .locks
-                    .insert(stack.to_owned(), (info, new, now));
+                self.inner().locks.insert(stack.to_owned(), (info, new, now));
                 Ok(())
             }
             None => Err(Error::State {
@@ -429,8 +405,7 @@ impl S3Store {
             return Ok(());
         }
         for serial in &serials[..serials.len() - KEEP_BACKUPS] {
-            self.delete_object(&Self::backup_name(stack, *serial), None)
-                .await?;
+            self.delete_object(&Self::backup_name(stack, *serial), None).await?;
         }
         Ok(())
     }
@@ -445,9 +420,9 @@ impl Store for S3Store {
     async fn load(&self, stack: &str) -> Result<Option<State>> {
         self.check_stack(stack)?;
         let result = match self.get(&Self::state_name(stack)).await {
-            Ok(Some((bytes, etag))) => self
-                .decode_state(stack, &bytes)
-                .map(|s| (Some(s), Some(etag))),
+            Ok(Some((bytes, etag))) => {
+                self.decode_state(stack, &bytes).map(|s| (Some(s), Some(etag)))
+            }
             Ok(None) => Ok((None, None)),
             Err(e) => Err(e),
         };
@@ -469,19 +444,15 @@ impl Store for S3Store {
         let stack = state.stack.as_str();
         self.check_stack(stack)?;
         self.refuse_if_damaged(stack)?;
+        let _writing = self.writes.lock().await;
         self.renew(stack).await?;
         let known = self.inner().states.get(stack).cloned();
-        let (current, etag) = match known {
-            Some(k) => k,
-            None => {
-                // Not loaded by this store: read what is there to know what to overwrite.
-                self.load(stack).await?;
-                self.inner()
-                    .states
-                    .get(stack)
-                    .cloned()
-                    .unwrap_or((None, None))
-            }
+        let (current, etag) = if let Some(k) = known {
+            k
+        } else {
+            // Not loaded by this store: read what is there to know what to overwrite.
+            self.load(stack).await?;
+            self.inner().states.get(stack).cloned().unwrap_or((None, None))
         };
         let name = Self::state_name(stack);
         match &current {
@@ -511,16 +482,13 @@ impl Store for S3Store {
         }
         if let Some(c) = &current {
             // The object as it is now (this store wrote or read it last: the write below checks that).
-            self.put(&Self::backup_name(stack, c.serial), encode(c)?)
-                .await?;
+            self.put(&Self::backup_name(stack, c.serial), encode(c)?).await?;
         }
         let mut saved = state.clone();
         saved.serial += 1;
         saved.format_version = crate::state::FORMAT_VERSION;
         let new = self.write_state(&saved, etag.as_deref()).await?;
-        self.inner()
-            .states
-            .insert(stack.to_owned(), (Some(saved.clone()), Some(new)));
+        self.inner().states.insert(stack.to_owned(), (Some(saved.clone()), Some(new)));
         if let Err(e) = self.prune(stack).await {
             tracing::warn!(error = %e, "could not delete old state backups");
         }
@@ -530,22 +498,16 @@ impl Store for S3Store {
     async fn record(&self, stack: &str, entry: &Entry) -> Result<()> {
         self.check_stack(stack)?;
         self.refuse_if_damaged(stack)?;
+        let _writing = self.writes.lock().await;
         self.renew(stack).await?;
         if !self.inner().states.contains_key(stack) {
             self.load(stack).await?;
         }
-        let (mut state, etag) = self
-            .inner()
-            .states
-            .get(stack)
-            .cloned()
-            .unwrap_or((None, None));
+        let (mut state, etag) = self.inner().states.get(stack).cloned().unwrap_or((None, None));
         let mut next = state.take().unwrap_or_else(|| State::new(stack));
         next.apply(entry);
         let new = self.write_state(&next, etag.as_deref()).await?;
-        self.inner()
-            .states
-            .insert(stack.to_owned(), (Some(next), Some(new)));
+        self.inner().states.insert(stack.to_owned(), (Some(next), Some(new)));
         Ok(())
     }
 
@@ -559,14 +521,10 @@ impl Store for S3Store {
                 info: info.clone(),
                 expires_at: crate::state::timestamp(now + self.lease),
             };
-            let bytes = serde_json::to_vec_pretty(&object).map_err(|source| Error::Serialize {
-                what: "a lock".into(),
-                source,
-            })?;
+            let bytes = serde_json::to_vec_pretty(&object)
+                .map_err(|source| Error::Serialize { what: "a lock".into(), source })?;
             if let Some(etag) = self.put_if(&name, bytes, None).await? {
-                self.inner()
-                    .locks
-                    .insert(stack.to_owned(), (info.clone(), etag, now));
+                self.inner().locks.insert(stack.to_owned(), (info.clone(), etag, now));
                 return Ok(info);
             }
             match self.read_lock(stack).await? {
@@ -612,10 +570,7 @@ impl Store for S3Store {
             ),
         };
         self.inner().locks.remove(stack);
-        Err(Error::State {
-            path: self.url(&name),
-            message,
-        })
+        Err(Error::State { path: self.url(&name), message })
     }
 
     async fn lock_info(&self, stack: &str) -> Result<Option<LockInfo>> {
@@ -674,14 +629,8 @@ mod tests {
 
     #[test]
     fn urls_parse() {
-        assert_eq!(
-            parse_url("s3://b/p/q/").unwrap(),
-            ("b".to_owned(), "p/q".to_owned())
-        );
-        assert_eq!(
-            parse_url("s3://b").unwrap(),
-            ("b".to_owned(), String::new())
-        );
+        assert_eq!(parse_url("s3://b/p/q/").unwrap(), ("b".to_owned(), "p/q".to_owned()));
+        assert_eq!(parse_url("s3://b").unwrap(), ("b".to_owned(), String::new()));
         assert!(parse_url("https://b/p").is_err());
         assert!(parse_url("s3:///p").is_err());
     }
@@ -690,16 +639,11 @@ mod tests {
     fn leases_expire() {
         let info = LockInfo::new("apply");
         let now = SystemTime::now();
-        let lock = LockObject {
-            info,
-            expires_at: crate::state::timestamp(now + Duration::from_secs(60)),
-        };
+        let lock =
+            LockObject { info, expires_at: crate::state::timestamp(now + Duration::from_secs(60)) };
         assert!(!lock.expired(now));
         assert!(lock.expired(now + Duration::from_secs(61)));
         let json = serde_json::to_value(&lock).unwrap();
-        assert!(
-            json.get("id").is_some() && json.get("expires_at").is_some(),
-            "flat: {json}"
-        );
+        assert!(json.get("id").is_some() && json.get("expires_at").is_some(), "flat: {json}");
     }
 }

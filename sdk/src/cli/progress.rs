@@ -50,7 +50,7 @@ async fn lines(rx: &mut mpsc::UnboundedReceiver<Event>) {
             Event::Retrying { id, call, attempt, delay, error } => {
                 format!("{id}: {call} retry {attempt} in {}ms ({error})", delay.as_millis())
             }
-            Event::Fleet { id, message } => format!("roll {id}: {message}"),
+            Event::Fleet { id, message } => format!("fleet {id}: {message}"),
             Event::Adopted { id, physical_id } => {
                 format!("{id}: adopted {physical_id}, created by an interrupted run")
             }
@@ -97,7 +97,7 @@ async fn bars(rx: &mut mpsc::UnboundedReceiver<Event>, total: usize) {
                 if let Some(bar) = bars.get(&id) {
                     bar.set_message(message.clone());
                 }
-                let _ = multi.println(format!("  roll {id}: {message}"));
+                let _ = multi.println(format!("  fleet {id}: {message}"));
             }
             Event::Adopted { id, physical_id } => {
                 let _ = multi.println(format!("  {id}: adopted {physical_id}, created by an interrupted run"));

@@ -38,6 +38,11 @@ pub(super) async fn roll(shared: &Shared, id: &str, previous: &ResourceState, in
     let rollout: Rollout = inputs.get("rollout").and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
     let Rollout::Rolling(settings) = &rollout;
     let batch = rollout.batch_size(desired) as usize;
+    // A roll cut short (the process killed between raising the capacity for a batch and
+    // terminating the batch's old instances) leaves the group above its desired capacity. Each
+    // batch below counts on the group being at it: raising it by `k` must launch `k` instances
+    // of the new version. So put the group back first (scaling in retires older versions first).
+    shared.call(id, "SetDesiredCapacity", || shared.provider.set_capacity(group, min, desired, max)).await?;
     let mut done_batches = 0;
     loop {
         let instances = shared.call(id, "DescribeAutoScalingGroups", || shared.provider.fleet_instances(group)).await?;
@@ -48,7 +53,7 @@ pub(super) async fn roll(shared: &Shared, id: &str, previous: &ResourceState, in
                 shared.emit(Event::Fleet { id: id.to_owned(), message: format!("{healthy}/{desired} instances healthy on version {version}") });
                 return Ok(());
             }
-            wait_healthy(shared, id, group, version, desired as usize, settings, previous, old_version).await?;
+            wait_healthy(shared, id, group, version, desired as usize, settings, Some(previous), old_version).await?;
             continue;
         }
         let k = batch.min(old.len());
@@ -58,7 +63,7 @@ pub(super) async fn roll(shared: &Shared, id: &str, previous: &ResourceState, in
             shared
                 .call(id, "SetDesiredCapacity", || shared.provider.set_capacity(group, min, desired + k as u32, max))
                 .await?;
-            wait_healthy(shared, id, group, version, healthy + k, settings, previous, old_version).await?;
+            wait_healthy(shared, id, group, version, healthy + k, settings, Some(previous), old_version).await?;
             shared
                 .call(id, "TerminateInstanceInAutoScalingGroup", || shared.provider.terminate_instances(group, &victims, true))
                 .await?;
@@ -66,13 +71,26 @@ pub(super) async fn roll(shared: &Shared, id: &str, previous: &ResourceState, in
             shared
                 .call(id, "TerminateInstanceInAutoScalingGroup", || shared.provider.terminate_instances(group, &victims, false))
                 .await?;
-            wait_healthy(shared, id, group, version, healthy + k, settings, previous, old_version).await?;
+            wait_healthy(shared, id, group, version, healthy + k, settings, Some(previous), old_version).await?;
         }
         shared.emit(Event::Fleet {
             id: id.to_owned(),
             message: format!("batch {done_batches}: replaced {} ({} left on older versions)", victims.join(", "), old.len() - k),
         });
     }
+}
+
+/// Waits until a new group `id` (physical `group`) runs its desired capacity healthy, as
+/// CloudFormation's creation policy and Terraform's `wait_for_capacity_timeout` do, so that an
+/// apply that returns has a working fleet.
+pub(super) async fn wait_for_capacity(shared: &Shared, id: &str, group: &str, inputs: &Map<String, Json>) -> Result<()> {
+    let version = num(inputs, "launch_template_version");
+    let desired = num(inputs, "desired_capacity") as usize;
+    let rollout: Rollout = inputs.get("rollout").and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
+    let Rollout::Rolling(settings) = &rollout;
+    wait_healthy(shared, id, group, version, desired, settings, None, 0).await?;
+    shared.emit(Event::Fleet { id: id.to_owned(), message: format!("{desired}/{desired} instances healthy on version {version}") });
+    Ok(())
 }
 
 /// Waits until `want` instances run `version` healthy (and have stayed so for the warm-up);
@@ -85,7 +103,7 @@ async fn wait_healthy(
     version: u64,
     want: usize,
     settings: &crate::rollout::Rolling,
-    previous: &ResourceState,
+    previous: Option<&ResourceState>,
     old_version: u64,
 ) -> Result<()> {
     let deadline = Instant::now() + settings.health_timeout;
@@ -106,7 +124,7 @@ async fn wait_healthy(
                 "{healthy} of {want} instances healthy on launch template version {version} after {}s",
                 settings.health_timeout.as_secs()
             );
-            if settings.rollback_on_failure && old_version > 0 {
+            if let Some(previous) = previous.filter(|_| settings.rollback_on_failure && old_version > 0) {
                 rollback(shared, id, group, previous, version).await?;
                 message.push_str(&format!("; rolled back to version {old_version}"));
             }

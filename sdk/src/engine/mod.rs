@@ -12,13 +12,16 @@
 mod fleet;
 mod resolve;
 mod retry;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -282,7 +285,7 @@ impl Engine {
 
     async fn record(&self, state: &mut State, entry: Entry) -> Result<()> {
         self.store.record(&state.stack, &entry).await?;
-        state.apply(&entry);
+        state.apply_owned(entry);
         Ok(())
     }
 
@@ -338,7 +341,7 @@ impl Engine {
             store: self.store.clone(),
             limiter: self.limiter.clone(),
             options: self.options.clone(),
-            plan: Arc::new(plan.clone()),
+            plan: Arc::new(lean(plan)),
             changes: plan.changes.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect(),
             state: Mutex::new(state),
             release: number,
@@ -365,6 +368,37 @@ impl Engine {
     }
 }
 
+/// The part of `plan` the steps need: the changes without their field-by-field diffs and
+/// reasons, which are for people and are as large as the inputs themselves.
+fn lean(plan: &Plan) -> Plan {
+    let changes = plan
+        .changes
+        .iter()
+        .map(|c| Change {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            action: c.action,
+            reasons: Vec::new(),
+            fields: Vec::new(),
+            inputs: c.inputs.clone(),
+            dependencies: c.dependencies.clone(),
+            physical_id: c.physical_id.clone(),
+            destroy_before_create: c.destroy_before_create,
+            protect: c.protect,
+        })
+        .collect();
+    Plan {
+        format_version: plan.format_version.clone(),
+        stack: plan.stack.clone(),
+        operation: plan.operation,
+        basis: plan.basis.clone(),
+        changes,
+        steps: plan.steps.clone(),
+        summary: plan.summary,
+        images: BTreeMap::new(),
+    }
+}
+
 /// What the step tasks share.
 struct Shared {
     provider: Arc<dyn Provider>,
@@ -384,6 +418,11 @@ impl Shared {
         }
     }
 
+    /// Whether the run was asked to stop (Ctrl-C).
+    fn interrupted(&self) -> bool {
+        self.options.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
     fn change(&self, id: &str) -> Option<&Change> {
         self.changes.get(id).map(|&i| &self.plan.changes[i])
     }
@@ -394,9 +433,8 @@ impl Shared {
     }
 
     async fn record(&self, entry: Entry) -> Result<()> {
-        let stack = self.snapshot(|s| s.stack.clone());
-        self.store.record(&stack, &entry).await?;
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).apply(&entry);
+        self.store.record(&self.plan.stack, &entry).await?;
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).apply_owned(entry);
         Ok(())
     }
 
@@ -434,6 +472,12 @@ fn provider_error(id: &str, e: &provider::Error) -> Error {
 }
 
 /// Runs the plan's steps; returns the counts by action and the first failure.
+///
+/// A step is spawned as soon as the steps it waits for are done, and then waits for one of
+/// `parallelism` permits: a finishing step hands its permit straight to the next one, so the
+/// slots stay busy without a round trip through this loop. After a failure or an interrupt no
+/// permit holder starts its step (the failing step raises `stop` before it releases its
+/// permit); the steps in flight finish.
 async fn run_steps(shared: &Arc<Shared>) -> (BTreeMap<String, u64>, Option<Error>) {
     let steps = &shared.plan.steps;
     let mut waiting: Vec<usize> = steps.iter().map(|s| s.after.len()).collect();
@@ -444,21 +488,31 @@ async fn run_steps(shared: &Arc<Shared>) -> (BTreeMap<String, u64>, Option<Error
         }
     }
     let mut ready: VecDeque<usize> = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
-    let mut running: JoinSet<(usize, Result<()>)> = JoinSet::new();
+    // `None`: the step did not start (the run was stopping).
+    let mut running: JoinSet<(usize, Option<Result<()>>)> = JoinSet::new();
     let mut summary: BTreeMap<String, u64> = BTreeMap::new();
     let mut failure: Option<Error> = None;
     let mut interrupt = shared.options.interrupt.clone();
-    let parallelism = shared.options.parallelism.max(1);
+    let permits = Arc::new(Semaphore::new(shared.options.parallelism.max(1)));
+    let stop = Arc::new(AtomicBool::new(false));
     loop {
         if interrupt.as_ref().is_some_and(|rx| *rx.borrow()) && failure.is_none() {
             failure = Some(Error::Interrupted);
+            stop.store(true, Ordering::SeqCst);
         }
-        while failure.is_none() && running.len() < parallelism {
+        while failure.is_none() {
             let Some(i) = ready.pop_front() else { break };
-            let shared = shared.clone();
+            let (shared, permits, stop) = (shared.clone(), permits.clone(), stop.clone());
             running.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else { return (i, None) };
+                if stop.load(Ordering::SeqCst) || shared.interrupted() {
+                    return (i, None);
+                }
                 let r = run_step(&shared, i).await;
-                (i, r)
+                if r.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                (i, Some(r))
             });
         }
         if running.is_empty() {
@@ -474,7 +528,7 @@ async fn run_steps(shared: &Arc<Shared>) -> (BTreeMap<String, u64>, Option<Error
             _ => running.join_next().await,
         };
         match joined {
-            Some(Ok((i, Ok(())))) => {
+            Some(Ok((i, Some(Ok(()))))) => {
                 let name = step_name(steps[i].action);
                 *summary.entry(name.to_owned()).or_default() += 1;
                 for &j in &next[i] {
@@ -484,12 +538,14 @@ async fn run_steps(shared: &Arc<Shared>) -> (BTreeMap<String, u64>, Option<Error
                     }
                 }
             }
-            Some(Ok((_, Err(e)))) => {
+            Some(Ok((_, Some(Err(e))))) => {
                 if failure.is_none() || matches!(failure, Some(Error::Interrupted)) {
                     failure = Some(e);
                 }
             }
+            Some(Ok((_, None))) => {}
             Some(Err(join)) => {
+                stop.store(true, Ordering::SeqCst);
                 if failure.is_none() {
                     failure = Some(Error::Plan(format!("a step panicked: {join}")));
                 }
@@ -552,7 +608,7 @@ async fn create(shared: &Shared, id: &str) -> Result<()> {
     tag_map.insert(tags::STACK.to_owned(), stack);
     tag_map.insert(tags::ID.to_owned(), id.to_owned());
     tag_map.insert(tags::RELEASE.to_owned(), shared.release.to_string());
-    let request = Create { id, kind: &change.kind, inputs: &resolved.provider, token: &token, tags: &tag_map };
+    let request = Create { id, kind: &change.kind, inputs: resolved.provider(), token: &token, tags: &tag_map };
     let observed = match shared.call_raw(id, "create", || shared.provider.create(&request)).await {
         Ok(o) => o,
         Err(e) => {
@@ -581,7 +637,7 @@ async fn create(shared: &Shared, id: &str) -> Result<()> {
         id: id.to_owned(),
         kind: change.kind.clone(),
         physical_id: observed.physical_id,
-        inputs: resolved.state,
+        inputs: resolved.state.clone(),
         outputs: observed.outputs,
         dependencies: change.dependencies.clone(),
         protect: change.protect,
@@ -592,9 +648,17 @@ async fn create(shared: &Shared, id: &str) -> Result<()> {
         release: shared.release,
         deposed,
     };
+    let group = (change.kind == GROUP_KIND).then(|| r.physical_id.clone());
     shared.record(Entry::Put(r)).await?;
-    shared.record(Entry::Settle { id: id.to_owned() }).await
+    shared.record(Entry::Settle { id: id.to_owned() }).await?;
+    match group {
+        Some(group) => fleet::wait_for_capacity(shared, id, &group, resolved.provider()).await,
+        None => Ok(()),
+    }
 }
+
+/// The kind whose creates wait for their instances to be healthy.
+const GROUP_KIND: &str = "aws:autoscaling:AutoScalingGroup";
 
 async fn update(shared: &Shared, id: &str, roll: bool) -> Result<()> {
     let change = shared.change(id).ok_or_else(|| missing(id))?;
@@ -609,10 +673,10 @@ async fn update(shared: &Shared, id: &str, roll: bool) -> Result<()> {
         .map(|(k, _)| k.clone())
         .collect();
     let observed = shared
-        .call(id, "update", || shared.provider.update(&change.kind, &current.physical_id, &resolved.provider, &changed))
+        .call(id, "update", || shared.provider.update(&change.kind, &current.physical_id, resolved.provider(), &changed))
         .await?;
     if roll {
-        fleet::roll(shared, id, &current, &resolved.provider).await?;
+        fleet::roll(shared, id, &current, resolved.provider()).await?;
     }
     let mut outputs: Map<String, Json> = current.outputs.clone();
     outputs.extend(observed.outputs);

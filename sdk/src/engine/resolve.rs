@@ -24,25 +24,41 @@ pub fn secret_var(name: &str) -> String {
 
 /// A change's inputs, resolved twice over.
 pub(crate) struct Resolved {
-    /// For the provider: references and secrets replaced by values.
-    pub(crate) provider: Map<String, Json>,
     /// For the state: references replaced, secrets kept as `{"$secret": name}`.
     pub(crate) state: Map<String, Json>,
+    /// For the provider, when it differs from `state` (the inputs hold secrets): references
+    /// and secrets replaced by values.
+    revealed: Option<Map<String, Json>>,
 }
 
-/// Resolves `inputs` of resource `id` against `state`.
-pub(crate) fn resolve(id: &str, inputs: &Map<String, Json>, state: &State, secrets: &Secrets) -> Result<Resolved> {
-    let mut provider = Map::new();
-    let mut recorded = Map::new();
-    for (k, v) in inputs {
-        let r = walk(id, v, state)?;
-        provider.insert(k.clone(), reveal(id, &r, secrets)?);
-        recorded.insert(k.clone(), r);
+impl Resolved {
+    /// The inputs for the provider: references and secrets replaced by values.
+    pub(crate) fn provider(&self) -> &Map<String, Json> {
+        self.revealed.as_ref().unwrap_or(&self.state)
     }
-    Ok(Resolved { provider, state: recorded })
 }
 
-fn walk(id: &str, v: &Json, state: &State) -> Result<Json> {
+/// Resolves `inputs` of resource `id` against `state`. One copy of the inputs is made; a
+/// second only when they hold secrets (most do not).
+pub(crate) fn resolve(id: &str, inputs: &Map<String, Json>, state: &State, secrets: &Secrets) -> Result<Resolved> {
+    let mut recorded = Map::new();
+    let mut has_secrets = false;
+    for (k, v) in inputs {
+        recorded.insert(k.clone(), walk(id, v, state, &mut has_secrets)?);
+    }
+    let revealed = if has_secrets {
+        let mut provider = Map::new();
+        for (k, v) in &recorded {
+            provider.insert(k.clone(), reveal(id, v, secrets)?);
+        }
+        Some(provider)
+    } else {
+        None
+    };
+    Ok(Resolved { state: recorded, revealed })
+}
+
+fn walk(id: &str, v: &Json, state: &State, has_secrets: &mut bool) -> Result<Json> {
     if let Some((res, out)) = as_reference(v) {
         return state.resources.get(res).and_then(|r| r.outputs.get(out)).cloned().ok_or_else(|| {
             Error::Plan(format!(
@@ -50,12 +66,16 @@ fn walk(id: &str, v: &Json, state: &State) -> Result<Json> {
             ))
         });
     }
+    if as_secret(v).is_some() {
+        *has_secrets = true;
+        return Ok(v.clone());
+    }
     Ok(match v {
-        Json::Array(a) => Json::Array(a.iter().map(|x| walk(id, x, state)).collect::<Result<_>>()?),
+        Json::Array(a) => Json::Array(a.iter().map(|x| walk(id, x, state, has_secrets)).collect::<Result<_>>()?),
         Json::Object(m) => {
             let mut o = Map::new();
             for (k, x) in m {
-                o.insert(k.clone(), walk(id, x, state)?);
+                o.insert(k.clone(), walk(id, x, state, has_secrets)?);
             }
             Json::Object(o)
         }
@@ -108,8 +128,8 @@ mod tests {
         inputs.insert("user_data".into(), serde_json::json!({"$secret": "boot"}));
         let secrets: Secrets = std::sync::Arc::new(|n: &str| (n == "boot").then(|| "s3cr3t".to_owned()));
         let r = resolve("x", &inputs, &state, &secrets).unwrap();
-        assert_eq!(r.provider["vpc_id"], "vpc-1");
-        assert_eq!(r.provider["user_data"], "s3cr3t");
+        assert_eq!(r.provider()["vpc_id"], "vpc-1");
+        assert_eq!(r.provider()["user_data"], "s3cr3t");
         assert_eq!(r.state["user_data"], serde_json::json!({"$secret": "boot"}));
         let none: Secrets = std::sync::Arc::new(|_: &str| None);
         let e = resolve("x", &inputs, &state, &none).err().unwrap().to_string();

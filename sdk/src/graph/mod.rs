@@ -8,10 +8,11 @@
 //! run.
 
 mod export;
+mod index;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
@@ -20,6 +21,8 @@ use crate::error::{Error, Problem, Result};
 use crate::resource::{Resource, Schema};
 use crate::stack::{Inherited, Stack, join};
 use crate::value::{REF_KEY, RefTarget};
+
+use self::index::IdIndex;
 
 /// One resource in the graph.
 #[derive(Debug, Clone)]
@@ -52,8 +55,15 @@ struct Scope {
 
 struct Pending {
     scope: usize,
-    refs: Vec<(String, &'static str)>,
+    /// This resource's references: a range of [`Builder::refs`].
+    refs: Range<usize>,
     depends_on: Vec<Arc<str>>,
+}
+
+/// A reference as made (relative to its scope): a range of [`Builder::ref_text`] and the output.
+struct PendingRef {
+    text: Range<usize>,
+    output: &'static str,
 }
 
 /// Collects the nodes of a stack; `#[derive(Stack)]` code drives it through [`crate::stack::Member`].
@@ -61,6 +71,10 @@ pub struct Builder {
     scopes: Vec<Scope>,
     nodes: Vec<Node>,
     pending: Vec<Pending>,
+    /// The references of all resources, their paths packed in `ref_text` (two allocations for
+    /// the whole stack, not one per reference).
+    refs: Vec<PendingRef>,
+    ref_text: String,
     problems: Vec<Problem>,
     serialize_error: Option<Error>,
 }
@@ -71,6 +85,8 @@ impl Builder {
             scopes: vec![Scope { path: String::new(), parent: None }],
             nodes: Vec::new(),
             pending: Vec::new(),
+            refs: Vec::new(),
+            ref_text: String::new(),
             problems: Vec::new(),
             serialize_error: None,
         }
@@ -109,8 +125,14 @@ impl Builder {
                 Map::new()
             }
         };
-        let mut refs = Vec::new();
-        resource.visit_refs(&mut |t: RefTarget<'_>| refs.push((t.resource.to_owned(), t.output)));
+        let first = self.refs.len();
+        let (refs, text) = (&mut self.refs, &mut self.ref_text);
+        resource.visit_refs(&mut |t: RefTarget<'_>| {
+            let start = text.len();
+            text.push_str(t.resource);
+            refs.push(PendingRef { text: start..text.len(), output: t.output });
+        });
+        let refs = first..self.refs.len();
         self.pending.push(Pending { scope, refs, depends_on: inherited.depends_on.clone() });
         self.nodes.push(Node {
             id: path,
@@ -123,14 +145,14 @@ impl Builder {
     }
 
     /// Resolves `rel`, made in `scope`, to a node: the innermost enclosing scope that has it.
-    fn resolve(&self, index: &HashMap<&str, usize>, scope: usize, rel: &str) -> Option<usize> {
+    fn resolve(&self, index: &IdIndex, nodes: &[Node], scope: usize, rel: &str) -> Option<usize> {
         let mut s = Some(scope);
         while let Some(i) = s {
             let sc = &self.scopes[i];
             if sc.path.is_empty() {
-                return index.get(rel).copied();
+                return index.get(nodes, &[rel]);
             }
-            if let Some(&n) = index.get(join(&sc.path, rel).as_str()) {
+            if let Some(n) = index.get(nodes, &[&sc.path, ".", rel]) {
                 return Some(n);
             }
             s = sc.parent;
@@ -139,7 +161,8 @@ impl Builder {
     }
 
     fn finish(self, stack: &'static str) -> Result<DeploymentGraph> {
-        let Builder { scopes, mut nodes, pending, mut problems, serialize_error } = self;
+        let Builder { scopes, mut nodes, pending, refs, ref_text, mut problems, serialize_error } =
+            self;
         if let Some(e) = serialize_error {
             return Err(e);
         }
@@ -147,18 +170,16 @@ impl Builder {
             scopes,
             nodes: Vec::new(),
             pending: Vec::new(),
+            refs: Vec::new(),
+            ref_text: String::new(),
             problems: Vec::new(),
             serialize_error: None,
         };
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
-        for (i, n) in nodes.iter().enumerate() {
-            if index.insert(n.id.as_str(), i).is_some() {
-                return Err(Error::DuplicateId { id: n.id.clone() });
-            }
-        }
+        let index = IdIndex::build(&nodes)
+            .map_err(|i| Error::DuplicateId { id: nodes[i].id.clone() })?;
         let sorted: BTreeMap<&str, usize> =
             if pending.iter().any(|p| !p.depends_on.is_empty()) {
-                index.iter().map(|(k, v)| (*k, *v)).collect()
+                nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect()
             } else {
                 BTreeMap::new()
             };
@@ -169,8 +190,9 @@ impl Builder {
         for (i, p) in pending.iter().enumerate() {
             let mut d = Vec::with_capacity(p.refs.len());
             let mut rw = Vec::new();
-            for (rel, output) in &p.refs {
-                match this.resolve(&index, p.scope, rel) {
+            for r in &refs[p.refs.clone()] {
+                let (rel, output) = (&ref_text[r.text.clone()], &r.output);
+                match this.resolve(&index, &nodes, p.scope, rel) {
                     Some(t) => {
                         let target = &nodes[t];
                         if target.schema.output(output).is_none() {
@@ -188,8 +210,8 @@ impl Builder {
                                     .join(", "),
                             });
                         }
-                        if target.id != *rel {
-                            rw.push((rel.clone(), target.id.clone()));
+                        if target.id != rel {
+                            rw.push((rel.to_owned(), target.id.clone()));
                         }
                         d.push(t);
                     }
@@ -224,7 +246,7 @@ impl Builder {
                 rewrites.push((i, rw));
             }
         }
-        drop(index);
+        drop(sorted);
         for (i, rw) in rewrites {
             for v in nodes[i].inputs.values_mut() {
                 rewrite_refs(v, &rw);
@@ -241,7 +263,7 @@ impl Builder {
         if let Some(e) = errors.into_iter().next() {
             return Err(e);
         }
-        DeploymentGraph::from_nodes(stack, nodes)
+        DeploymentGraph::with_index(stack, nodes, index)
     }
 }
 
@@ -276,7 +298,7 @@ fn rewrite_refs(v: &mut Json, rw: &[(String, String)]) {
 pub struct DeploymentGraph {
     stack: &'static str,
     nodes: Vec<Node>,
-    index: HashMap<String, usize>,
+    index: IdIndex,
     order: Vec<usize>,
 }
 
@@ -295,9 +317,16 @@ impl DeploymentGraph {
     /// Builds a graph from nodes whose `dependencies` are set.
     ///
     /// # Errors
-    /// [`Error::Cycle`] when the dependencies have a cycle.
+    /// [`Error::Cycle`] when the dependencies have a cycle, [`Error::DuplicateId`] when two
+    /// nodes have the same id, [`Error::DanglingReference`] when a dependency is not the index
+    /// of a node.
     pub fn from_nodes(stack: &'static str, nodes: Vec<Node>) -> Result<DeploymentGraph> {
-        let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+        let index = IdIndex::build(&nodes)
+            .map_err(|i| Error::DuplicateId { id: nodes[i].id.clone() })?;
+        DeploymentGraph::with_index(stack, nodes, index)
+    }
+
+    fn with_index(stack: &'static str, nodes: Vec<Node>, index: IdIndex) -> Result<DeploymentGraph> {
         let order = topological_order(&nodes)?;
         Ok(DeploymentGraph { stack, nodes, index, order })
     }
@@ -324,7 +353,7 @@ impl DeploymentGraph {
 
     /// The index of the node with logical id `id`.
     pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
+        self.index.get(&self.nodes, &[id])
     }
 
     /// The node with logical id `id`.
@@ -350,14 +379,35 @@ impl DeploymentGraph {
 }
 
 /// Kahn's algorithm with a min-heap on declaration index; names a cycle when one is left.
+///
+/// The dependants are kept as one array sliced per node (compressed sparse rows), not a `Vec`
+/// per node: two allocations for the whole graph.
 fn topological_order(nodes: &[Node]) -> Result<Vec<usize>> {
     let n = nodes.len();
     let mut indegree = vec![0u32; n];
-    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut start = vec![0usize; n + 1];
     for (i, node) in nodes.iter().enumerate() {
         indegree[i] = node.dependencies.len() as u32;
         for &d in &node.dependencies {
-            dependants[d].push(i);
+            if d >= n {
+                return Err(Error::DanglingReference {
+                    from: node.id.clone(),
+                    to: format!("node #{d}"),
+                    output: String::new(),
+                });
+            }
+            start[d + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut next = start.clone();
+    let mut dependants = vec![0usize; start[n]];
+    for (i, node) in nodes.iter().enumerate() {
+        for &d in &node.dependencies {
+            dependants[next[d]] = i;
+            next[d] += 1;
         }
     }
     let mut ready: BinaryHeap<Reverse<usize>> =
@@ -365,7 +415,7 @@ fn topological_order(nodes: &[Node]) -> Result<Vec<usize>> {
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
-        for &j in &dependants[i] {
+        for &j in &dependants[start[i]..start[i + 1]] {
             indegree[j] -= 1;
             if indegree[j] == 0 {
                 ready.push(Reverse(j));

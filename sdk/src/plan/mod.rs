@@ -1,7 +1,7 @@
 //! Plans: what applying a stack will do, and why.
 //!
-//! [`plan`](crate::plan()) compares a stack's [`DeploymentGraph`] with its recorded
-//! [`State`](crate::state::State) (and, optionally, with what was observed in the cloud) and
+//! [`plan`](crate::plan()) compares a stack's [`DeploymentGraph`] with its
+//! recorded [`crate::state::State`] (and, optionally, with what was observed in the cloud) and
 //! gives a [`Plan`]: one [`Change`] per resource that changes, each with its action, the fields
 //! that changed (old -> new) and the reasons, plus the execution order as [`Step`]s. A plan is a
 //! pure, deterministic value: the same inputs always render the same bytes, so plans can be

@@ -66,10 +66,7 @@ pub(super) fn not_found_is_not_found(mut e: provider::Error) -> provider::Error 
 pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
     let input: GroupIn = decode(AUTO_SCALING_GROUP, request.inputs)?;
     let all = create_tags(request, &input.tags);
-    let name = input
-        .name
-        .clone()
-        .unwrap_or_else(|| generated_name(request, 255));
+    let name = input.name.clone().unwrap_or_else(|| generated_name(request, 255));
     p.call(
         "CreateAutoScalingGroup",
         p.asg
@@ -89,44 +86,31 @@ pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::R
     let names = [name.clone()];
     let found = p
         .persist(|| async {
-            describe(p, &names, None)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    provider::Error::new(
-                        ErrorKind::NotFound,
-                        "DescribeAutoScalingGroups",
-                        "NotFound",
-                        format!("group `{name}` is not visible yet"),
-                    )
-                })
+            describe(p, &names, None).await?.into_iter().next().ok_or_else(|| {
+                provider::Error::new(
+                    ErrorKind::NotFound,
+                    "DescribeAutoScalingGroups",
+                    "NotFound",
+                    format!("group `{name}` is not visible yet"),
+                )
+            })
         })
         .await;
     let group = match found {
         Ok(g) => g,
         Err(e) => return Err(p.undo_create(AUTO_SCALING_GROUP, &name, e).await),
     };
-    let outputs = object([
-        ("name", json!(name)),
-        ("arn", json!(group.auto_scaling_group_arn())),
-    ]);
+    let outputs = object([("name", json!(name)), ("arn", json!(group.auto_scaling_group_arn()))]);
     let inputs = object([
         ("name", json!(name)),
         ("launch_template_id", json!(input.launch_template_id)),
-        (
-            "launch_template_version",
-            json!(input.launch_template_version),
-        ),
+        ("launch_template_version", json!(input.launch_template_version)),
         ("min_size", json!(input.min_size)),
         ("desired_capacity", json!(input.desired_capacity)),
         ("max_size", json!(input.max_size)),
         ("subnet_ids", json!(input.subnet_ids)),
         ("health_check_type", json!(input.health_check_type)),
-        (
-            "health_check_grace_period",
-            json!(input.health_check_grace_period),
-        ),
+        ("health_check_grace_period", json!(input.health_check_grace_period)),
     ]);
     Ok(observed(&name, outputs, inputs, all))
 }
@@ -139,18 +123,13 @@ pub(super) async fn describe(
 ) -> provider::Result<Vec<AutoScalingGroup>> {
     let requests: Vec<_> = match token {
         Some(t) => vec![
-            p.asg.describe_auto_scaling_groups().filters(
-                Filter::builder()
-                    .name(format!("tag:{}", tags::TOKEN))
-                    .values(t)
-                    .build(),
-            ),
+            p.asg
+                .describe_auto_scaling_groups()
+                .filters(Filter::builder().name(format!("tag:{}", tags::TOKEN)).values(t).build()),
         ],
         None => chunks(names, NAMES_PER_CALL)
             .map(|c| {
-                p.asg
-                    .describe_auto_scaling_groups()
-                    .set_auto_scaling_group_names(Some(c.to_vec()))
+                p.asg.describe_auto_scaling_groups().set_auto_scaling_group_names(Some(c.to_vec()))
             })
             .collect(),
     };
@@ -181,8 +160,7 @@ pub(super) async fn describe(
 
 /// Whether a group is being deleted (it is gone as far as Graven cares).
 fn deleting(g: &AutoScalingGroup) -> bool {
-    g.status()
-        .is_some_and(|s| s.to_ascii_lowercase().contains("delete"))
+    g.status().is_some_and(|s| s.to_ascii_lowercase().contains("delete"))
 }
 
 pub(super) async fn read(
@@ -201,17 +179,10 @@ pub(super) async fn read(
         let all: BTreeMap<String, String> = g
             .tags()
             .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                ))
-            })
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
             .collect();
         let lt = g.launch_template();
-        let version = lt
-            .and_then(|t| t.version())
-            .and_then(|v| v.parse::<u64>().ok());
+        let version = lt.and_then(|t| t.version()).and_then(|v| v.parse::<u64>().ok());
         let subnets: Vec<&str> = g
             .vpc_zone_identifier()
             .unwrap_or_default()
@@ -221,25 +192,16 @@ pub(super) async fn read(
             .collect();
         let inputs = object([
             ("name", json!(name)),
-            (
-                "launch_template_id",
-                json!(lt.and_then(|t| t.launch_template_id())),
-            ),
+            ("launch_template_id", json!(lt.and_then(|t| t.launch_template_id()))),
             ("launch_template_version", json!(version)),
             ("min_size", json!(g.min_size())),
             ("desired_capacity", json!(g.desired_capacity())),
             ("max_size", json!(g.max_size())),
             ("subnet_ids", json!(subnets)),
             ("health_check_type", json!(g.health_check_type())),
-            (
-                "health_check_grace_period",
-                json!(g.health_check_grace_period()),
-            ),
+            ("health_check_grace_period", json!(g.health_check_grace_period())),
         ]);
-        let outputs = object([
-            ("name", json!(name)),
-            ("arn", json!(g.auto_scaling_group_arn())),
-        ]);
+        let outputs = object([("name", json!(name)), ("arn", json!(g.auto_scaling_group_arn()))]);
         found.insert(name.to_owned(), observed(name, outputs, inputs, all));
     }
     Ok(found)
@@ -253,10 +215,7 @@ pub(super) async fn update(
 ) -> provider::Result<()> {
     let input: GroupIn = decode(AUTO_SCALING_GROUP, inputs)?;
     let has = |f: &str| changed.iter().any(|c| c == f);
-    let mut request = p
-        .asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(name);
+    let mut request = p.asg.update_auto_scaling_group().auto_scaling_group_name(name);
     let mut any = false;
     if has("launch_template_id") || has("launch_template_version") {
         request = request.launch_template(template(&input));
@@ -289,30 +248,20 @@ pub(super) async fn update(
         any = true;
     }
     if any {
-        p.call("UpdateAutoScalingGroup", request.send())
-            .await
-            .map_err(not_found_is_not_found)?;
+        p.call("UpdateAutoScalingGroup", request.send()).await.map_err(not_found_is_not_found)?;
     }
     if has("tags") {
         let groups = describe(p, &[name.to_owned()], None).await?;
         let current: BTreeMap<String, String> = groups
             .iter()
-            .flat_map(|g| g.tags())
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                ))
-            })
+            .flat_map(AutoScalingGroup::tags)
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
             .collect();
         let (set, remove) = tag_diff(&current, &input.tags);
         if !set.is_empty() {
             p.call(
                 "CreateOrUpdateTags",
-                p.asg
-                    .create_or_update_tags()
-                    .set_tags(Some(group_tags(name, &set)))
-                    .send(),
+                p.asg.create_or_update_tags().set_tags(Some(group_tags(name, &set))).send(),
             )
             .await?;
         }
@@ -327,11 +276,7 @@ pub(super) async fn update(
                         .build()
                 })
                 .collect();
-            p.call(
-                "DeleteTags",
-                p.asg.delete_tags().set_tags(Some(keys)).send(),
-            )
-            .await?;
+            p.call("DeleteTags", p.asg.delete_tags().set_tags(Some(keys)).send()).await?;
         }
     }
     Ok(())
@@ -345,11 +290,8 @@ pub(super) async fn delete(p: &AwsProvider, name: &str) -> provider::Result<()> 
     let Some(group) = groups.first() else {
         return Ok(());
     };
-    let instances: Vec<String> = group
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect();
+    let instances: Vec<String> =
+        group.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect();
     if !deleting(group) {
         match p
             .call(
@@ -369,11 +311,9 @@ pub(super) async fn delete(p: &AwsProvider, name: &str) -> provider::Result<()> 
             other => other.map(drop)?,
         }
     }
-    p.wait_until(
-        "DeleteAutoScalingGroup",
-        &format!("group {name} to be deleted"),
-        || async { Ok(describe(p, &names, None).await?.is_empty()) },
-    )
+    p.wait_until("DeleteAutoScalingGroup", &format!("group {name} to be deleted"), || async {
+        Ok(describe(p, &names, None).await?.is_empty())
+    })
     .await?;
     wait_terminated(p, &instances).await
 }

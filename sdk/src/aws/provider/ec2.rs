@@ -23,43 +23,28 @@ pub(super) type Found = BTreeMap<String, Observed>;
 
 /// A filter.
 pub(super) fn filter(name: &str, values: &[String]) -> Filter {
-    Filter::builder()
-        .name(name)
-        .set_values(Some(values.to_vec()))
-        .build()
+    Filter::builder().name(name).set_values(Some(values.to_vec())).build()
 }
 
 /// The filter sets a read runs: the token's tag when finding by token, else `id_filter` over
 /// the ids in chunks.
 pub(super) fn id_filters(id_filter: &str, ids: &[String], token: Option<&str>) -> Vec<Vec<Filter>> {
     match token {
-        Some(t) => vec![vec![filter(
-            &format!("tag:{}", tags::TOKEN),
-            &[t.to_owned()],
-        )]],
-        None => chunks(ids, FILTER_VALUES)
-            .map(|c| vec![filter(id_filter, c)])
-            .collect(),
+        Some(t) => vec![vec![filter(&format!("tag:{}", tags::TOKEN), &[t.to_owned()])]],
+        None => chunks(ids, FILTER_VALUES).map(|c| vec![filter(id_filter, c)]).collect(),
     }
 }
 
 /// EC2 tags as a map.
 pub(super) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            ))
-        })
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
         .collect()
 }
 
 /// EC2 tags from a map.
 pub(super) fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 /// Tags for a resource of type `resource` at its creation.
@@ -67,10 +52,7 @@ pub(super) fn tag_spec(
     resource: ResourceType,
     tags: &BTreeMap<String, String>,
 ) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(resource)
-        .set_tags(Some(tag_list(tags)))
-        .build()
+    TagSpecification::builder().resource_type(resource).set_tags(Some(tag_list(tags))).build()
 }
 
 /// Brings the user tags of EC2 resource `id` from `current` (all its tags) to `desired`.
@@ -84,28 +66,13 @@ pub(super) async fn retag(
     if !set.is_empty() {
         p.call(
             "CreateTags",
-            p.ec2
-                .create_tags()
-                .resources(id)
-                .set_tags(Some(tag_list(&set)))
-                .send(),
+            p.ec2.create_tags().resources(id).set_tags(Some(tag_list(&set))).send(),
         )
         .await?;
     }
     if !remove.is_empty() {
-        let keys = remove
-            .iter()
-            .map(|k| Tag::builder().key(k).build())
-            .collect();
-        p.call(
-            "DeleteTags",
-            p.ec2
-                .delete_tags()
-                .resources(id)
-                .set_tags(Some(keys))
-                .send(),
-        )
-        .await?;
+        let keys = remove.iter().map(|k| Tag::builder().key(k).build()).collect();
+        p.call("DeleteTags", p.ec2.delete_tags().resources(id).set_tags(Some(keys)).send()).await?;
     }
     Ok(())
 }
@@ -230,11 +197,7 @@ async fn set_dns_hostnames(p: &AwsProvider, id: &str, on: bool) -> provider::Res
     let value = AttributeBooleanValue::builder().value(on).build();
     p.call(
         "ModifyVpcAttribute",
-        p.ec2
-            .modify_vpc_attribute()
-            .vpc_id(id)
-            .enable_dns_hostnames(value)
-            .send(),
+        p.ec2.modify_vpc_attribute().vpc_id(id).enable_dns_hostnames(value).send(),
     )
     .await?;
     Ok(())
@@ -296,9 +259,7 @@ pub(super) async fn update_vpc(
 
 pub(super) async fn delete_vpc(p: &AwsProvider, id: &str) -> provider::Result<()> {
     while_dependencies_go(p, || async {
-        p.call("DeleteVpc", p.ec2.delete_vpc().vpc_id(id).send())
-            .await
-            .map(drop)
+        p.call("DeleteVpc", p.ec2.delete_vpc().vpc_id(id).send()).await.map(drop)
     })
     .await
 }
@@ -334,12 +295,8 @@ pub(super) async fn create_subnet(
                 .send(),
         )
         .await?;
-    let id = required(
-        "CreateSubnet",
-        "subnet id",
-        out.subnet().and_then(|s| s.subnet_id()),
-    )?
-    .to_owned();
+    let id =
+        required("CreateSubnet", "subnet id", out.subnet().and_then(|s| s.subnet_id()))?.to_owned();
     if input.map_public_ip_on_launch {
         if let Err(e) = p.persist(|| set_map_public_ip(p, &id, true)).await {
             return Err(p.undo_create(SUBNET, &id, e).await);
@@ -349,10 +306,7 @@ pub(super) async fn create_subnet(
         ("vpc_id", json!(input.vpc_id)),
         ("cidr_block", json!(input.cidr_block)),
         ("availability_zone", json!(input.availability_zone)),
-        (
-            "map_public_ip_on_launch",
-            json!(input.map_public_ip_on_launch),
-        ),
+        ("map_public_ip_on_launch", json!(input.map_public_ip_on_launch)),
     ]);
     Ok(observed(&id, object([("id", json!(id))]), inputs, all))
 }
@@ -361,11 +315,7 @@ async fn set_map_public_ip(p: &AwsProvider, id: &str, on: bool) -> provider::Res
     let value = AttributeBooleanValue::builder().value(on).build();
     p.call(
         "ModifySubnetAttribute",
-        p.ec2
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(value)
-            .send(),
+        p.ec2.modify_subnet_attribute().subnet_id(id).map_public_ip_on_launch(value).send(),
     )
     .await?;
     Ok(())
@@ -433,9 +383,7 @@ pub(super) async fn update_subnet(
 
 pub(super) async fn delete_subnet(p: &AwsProvider, id: &str) -> provider::Result<()> {
     while_dependencies_go(p, || async {
-        p.call("DeleteSubnet", p.ec2.delete_subnet().subnet_id(id).send())
-            .await
-            .map(drop)
+        p.call("DeleteSubnet", p.ec2.delete_subnet().subnet_id(id).send()).await.map(drop)
     })
     .await
 }
@@ -473,11 +421,7 @@ pub(super) async fn create_internet_gateway(
     let attach = || async {
         p.call(
             "AttachInternetGateway",
-            p.ec2
-                .attach_internet_gateway()
-                .internet_gateway_id(&id)
-                .vpc_id(&input.vpc_id)
-                .send(),
+            p.ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(&input.vpc_id).send(),
         )
         .await
     };
@@ -541,17 +485,13 @@ pub(super) async fn delete_internet_gateway(p: &AwsProvider, id: &str) -> provid
     let gateways = describe_gateways(p, &[id.to_owned()], None).await?;
     for vpc in gateways
         .iter()
-        .flat_map(|g| g.attachments())
+        .flat_map(aws_sdk_ec2::types::InternetGateway::attachments)
         .filter_map(|a| a.vpc_id())
     {
         let detach = || async {
             p.call(
                 "DetachInternetGateway",
-                p.ec2
-                    .detach_internet_gateway()
-                    .internet_gateway_id(id)
-                    .vpc_id(vpc)
-                    .send(),
+                p.ec2.detach_internet_gateway().internet_gateway_id(id).vpc_id(vpc).send(),
             )
             .await
             .map(drop)
@@ -564,15 +504,9 @@ pub(super) async fn delete_internet_gateway(p: &AwsProvider, id: &str) -> provid
     if gateways.is_empty() {
         return Ok(());
     }
-    p.call(
-        "DeleteInternetGateway",
-        p.ec2
-            .delete_internet_gateway()
-            .internet_gateway_id(id)
-            .send(),
-    )
-    .await
-    .map(drop)
+    p.call("DeleteInternetGateway", p.ec2.delete_internet_gateway().internet_gateway_id(id).send())
+        .await
+        .map(drop)
 }
 
 // ---------------------------------------------------------------- route tables
@@ -627,12 +561,7 @@ pub(super) async fn create_route_table(
     if let Err(e) = steps.await {
         return Err(p.undo_create(ROUTE_TABLE, &id, e).await);
     }
-    Ok(observed(
-        &id,
-        object([("id", json!(id))]),
-        route_table_inputs(&input),
-        all,
-    ))
+    Ok(observed(&id, object([("id", json!(id))]), route_table_inputs(&input), all))
 }
 
 fn route_table_inputs(input: &RouteTableIn) -> Map<String, Json> {
@@ -685,10 +614,7 @@ async fn associate(p: &AwsProvider, table: &str, subnets: &[String]) -> provider
                 if let (Some(s), Some(aid)) = (a.subnet_id(), a.route_table_association_id()) {
                     existing.insert(
                         s.to_owned(),
-                        (
-                            aid.to_owned(),
-                            t.route_table_id().unwrap_or_default().to_owned(),
-                        ),
+                        (aid.to_owned(), t.route_table_id().unwrap_or_default().to_owned()),
                     );
                 }
             }
@@ -711,11 +637,7 @@ async fn associate(p: &AwsProvider, table: &str, subnets: &[String]) -> provider
             None => {
                 p.call(
                     "AssociateRouteTable",
-                    p.ec2
-                        .associate_route_table()
-                        .route_table_id(table)
-                        .subnet_id(subnet)
-                        .send(),
+                    p.ec2.associate_route_table().route_table_id(table).subnet_id(subnet).send(),
                 )
                 .await?;
             }
@@ -772,10 +694,7 @@ fn subnet_associations(t: &aws_sdk_ec2::types::RouteTable) -> BTreeMap<String, S
         .iter()
         .filter(|a| !a.main().unwrap_or(false))
         .filter_map(|a| {
-            Some((
-                a.subnet_id()?.to_owned(),
-                a.route_table_association_id()?.to_owned(),
-            ))
+            Some((a.subnet_id()?.to_owned(), a.route_table_association_id()?.to_owned()))
         })
         .collect()
 }
@@ -826,19 +745,12 @@ pub(super) async fn update_route_table(
     };
     if changed.iter().any(|c| c == "routes") {
         let now = gateway_routes(table);
-        let desired: BTreeMap<&str, &RouteIn> = input
-            .routes
-            .iter()
-            .map(|r| (r.destination.as_str(), r))
-            .collect();
+        let desired: BTreeMap<&str, &RouteIn> =
+            input.routes.iter().map(|r| (r.destination.as_str(), r)).collect();
         for dest in now.keys().filter(|d| !desired.contains_key(d.as_str())) {
             p.call(
                 "DeleteRoute",
-                p.ec2
-                    .delete_route()
-                    .route_table_id(id)
-                    .destination_cidr_block(dest)
-                    .send(),
+                p.ec2.delete_route().route_table_id(id).destination_cidr_block(dest).send(),
             )
             .await?;
         }
@@ -868,20 +780,13 @@ pub(super) async fn update_route_table(
             if !desired.contains(subnet) {
                 p.call(
                     "DisassociateRouteTable",
-                    p.ec2
-                        .disassociate_route_table()
-                        .association_id(association)
-                        .send(),
+                    p.ec2.disassociate_route_table().association_id(association).send(),
                 )
                 .await?;
             }
         }
-        let new: Vec<String> = input
-            .subnet_ids
-            .iter()
-            .filter(|s| !now.contains_key(*s))
-            .cloned()
-            .collect();
+        let new: Vec<String> =
+            input.subnet_ids.iter().filter(|s| !now.contains_key(*s)).cloned().collect();
         associate(p, id, &new).await?;
     }
     if changed.iter().any(|c| c == "tags") {
@@ -899,10 +804,7 @@ pub(super) async fn delete_route_table(p: &AwsProvider, id: &str) -> provider::R
         match p
             .call(
                 "DisassociateRouteTable",
-                p.ec2
-                    .disassociate_route_table()
-                    .association_id(association)
-                    .send(),
+                p.ec2.disassociate_route_table().association_id(association).send(),
             )
             .await
         {
@@ -911,12 +813,9 @@ pub(super) async fn delete_route_table(p: &AwsProvider, id: &str) -> provider::R
         }
     }
     while_dependencies_go(p, || async {
-        p.call(
-            "DeleteRouteTable",
-            p.ec2.delete_route_table().route_table_id(id).send(),
-        )
-        .await
-        .map(drop)
+        p.call("DeleteRouteTable", p.ec2.delete_route_table().route_table_id(id).send())
+            .await
+            .map(drop)
     })
     .await
 }
@@ -962,17 +861,10 @@ pub(super) async fn create_instance(
         )
         .await?;
     let instance = out.instances().first();
-    let id = required(
-        "RunInstances",
-        "instance id",
-        instance.and_then(|i| i.instance_id()),
-    )?
-    .to_owned();
-    let private_ip = std::sync::Mutex::new(
-        instance
-            .and_then(|i| i.private_ip_address())
-            .map(str::to_owned),
-    );
+    let id =
+        required("RunInstances", "instance id", instance.and_then(|i| i.instance_id()))?.to_owned();
+    let private_ip =
+        std::sync::Mutex::new(instance.and_then(|i| i.private_ip_address()).map(str::to_owned));
     // Dependants (and users) expect a running instance.
     let running = p
         .wait_until("RunInstances", &format!("instance {id} to run"), || async {
@@ -993,9 +885,7 @@ pub(super) async fn create_instance(
                     format!(
                         "instance {id} is {} instead of running: {}",
                         other.as_str(),
-                        i.state_reason()
-                            .and_then(|r| r.message())
-                            .unwrap_or("no reason given")
+                        i.state_reason().and_then(|r| r.message()).unwrap_or("no reason given")
                     ),
                 )),
             }
@@ -1014,10 +904,7 @@ pub(super) async fn create_instance(
         &id,
         object([
             ("id", json!(id)),
-            (
-                "private_ip",
-                json!(private_ip.into_inner().ok().flatten().unwrap_or_default()),
-            ),
+            ("private_ip", json!(private_ip.into_inner().ok().flatten().unwrap_or_default())),
         ]),
         inputs,
         all,
@@ -1047,7 +934,7 @@ pub(super) async fn describe_instances(
             all.extend(
                 out.reservations()
                     .iter()
-                    .flat_map(|r| r.instances())
+                    .flat_map(aws_sdk_ec2::types::Reservation::instances)
                     .cloned(),
             );
             match out.next_token() {
@@ -1068,37 +955,24 @@ pub(super) async fn read_instances(
     let mut found = Found::new();
     for i in describe_instances(p, ids, token).await? {
         let Some(id) = i.instance_id() else { continue };
-        if matches!(
-            i.state().and_then(|s| s.name()),
-            Some(InstanceStateName::Terminated)
-        ) {
+        if matches!(i.state().and_then(|s| s.name()), Some(InstanceStateName::Terminated)) {
             continue;
         }
-        let groups: Vec<&str> = i
-            .security_groups()
-            .iter()
-            .filter_map(|g| g.group_id())
-            .collect();
+        let groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
         let inputs = object([
             ("image_id", json!(i.image_id())),
             (
                 "instance_type",
-                json!(i.instance_type().map(|t| t.as_str())),
+                json!(i.instance_type().map(aws_sdk_ec2::types::InstanceType::as_str)),
             ),
             ("subnet_id", json!(i.subnet_id())),
             ("security_group_ids", json!(groups)),
         ]);
         let outputs = object([
             ("id", json!(id)),
-            (
-                "private_ip",
-                json!(i.private_ip_address().unwrap_or_default()),
-            ),
+            ("private_ip", json!(i.private_ip_address().unwrap_or_default())),
         ]);
-        found.insert(
-            id.to_owned(),
-            observed(id, outputs, inputs, tag_map(i.tags())),
-        );
+        found.insert(id.to_owned(), observed(id, outputs, inputs, tag_map(i.tags())));
     }
     Ok(found)
 }
@@ -1111,10 +985,7 @@ pub(super) async fn terminate_and_wait(p: &AwsProvider, ids: &[String]) -> provi
     match p
         .call(
             "TerminateInstances",
-            p.ec2
-                .terminate_instances()
-                .set_instance_ids(Some(ids.to_vec()))
-                .send(),
+            p.ec2.terminate_instances().set_instance_ids(Some(ids.to_vec())).send(),
         )
         .await
     {
@@ -1132,10 +1003,7 @@ pub(super) async fn wait_terminated(p: &AwsProvider, ids: &[String]) -> provider
         || async {
             let found = describe_instances(p, ids, None).await?;
             Ok(found.iter().all(|i| {
-                matches!(
-                    i.state().and_then(|s| s.name()),
-                    Some(InstanceStateName::Terminated)
-                )
+                matches!(i.state().and_then(|s| s.name()), Some(InstanceStateName::Terminated))
             }))
         },
     )

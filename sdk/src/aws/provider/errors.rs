@@ -150,33 +150,15 @@ mod tests {
     use super::*;
 
     fn service(status: u16, code: &str) -> Failure {
-        Failure::Service {
-            status,
-            code: Some(code.to_owned()),
-        }
+        Failure::Service { status, code: Some(code.to_owned()) }
     }
 
     #[test]
     fn throttling_codes_are_throttling() {
-        for code in [
-            "RequestLimitExceeded",
-            "Throttling",
-            "ThrottlingException",
-            "SlowDown",
-        ] {
-            assert_eq!(
-                classify(&service(400, code)),
-                ErrorKind::Throttling,
-                "{code}"
-            );
+        for code in ["RequestLimitExceeded", "Throttling", "ThrottlingException", "SlowDown"] {
+            assert_eq!(classify(&service(400, code)), ErrorKind::Throttling, "{code}");
         }
-        assert_eq!(
-            classify(&Failure::Service {
-                status: 429,
-                code: None
-            }),
-            ErrorKind::Throttling
-        );
+        assert_eq!(classify(&Failure::Service { status: 429, code: None }), ErrorKind::Throttling);
         assert_eq!(
             classify(&service(503, "SlowDown")),
             ErrorKind::Throttling,
@@ -186,25 +168,10 @@ mod tests {
 
     #[test]
     fn server_failures_and_transport_are_transient() {
-        assert_eq!(
-            classify(&service(500, "InternalError")),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            classify(&service(503, "ServiceUnavailable")),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            classify(&service(400, "InsufficientInstanceCapacity")),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            classify(&Failure::Service {
-                status: 502,
-                code: None
-            }),
-            ErrorKind::Transient
-        );
+        assert_eq!(classify(&service(500, "InternalError")), ErrorKind::Transient);
+        assert_eq!(classify(&service(503, "ServiceUnavailable")), ErrorKind::Transient);
+        assert_eq!(classify(&service(400, "InsufficientInstanceCapacity")), ErrorKind::Transient);
+        assert_eq!(classify(&Failure::Service { status: 502, code: None }), ErrorKind::Transient);
         assert_eq!(classify(&Failure::Timeout), ErrorKind::Transient);
         assert_eq!(classify(&Failure::Dispatch), ErrorKind::Transient);
         assert_eq!(classify(&Failure::Response), ErrorKind::Transient);

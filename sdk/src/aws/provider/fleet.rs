@@ -58,7 +58,7 @@ fn summary(s: Option<&SummaryStatus>) -> Checks {
 }
 
 fn combine(a: Checks, b: Checks) -> Checks {
-    use Checks::*;
+    use Checks::{Failed, Passed, Pending, Unreported};
     match (a, b) {
         (Failed, _) | (_, Failed) => Failed,
         (Pending, _) | (_, Pending) => Pending,
@@ -108,24 +108,15 @@ pub(super) async fn instances(p: &AwsProvider, group: &str) -> provider::Result<
             format!("Auto Scaling group `{group}` not found"),
         ));
     };
-    let group_version = g
-        .launch_template()
-        .and_then(|t| t.version())
-        .and_then(|v| v.parse().ok());
+    let group_version = g.launch_template().and_then(|t| t.version()).and_then(|v| v.parse().ok());
     let members: BTreeMap<String, Member> = g
         .instances()
         .iter()
         .filter_map(|i| {
             let m = Member {
-                lifecycle: i
-                    .lifecycle_state()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
+                lifecycle: i.lifecycle_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
                 health: i.health_status().unwrap_or_default().to_owned(),
-                version: i
-                    .launch_template()
-                    .and_then(|t| t.version())
-                    .and_then(|v| v.parse().ok()),
+                version: i.launch_template().and_then(|t| t.version()).and_then(|v| v.parse().ok()),
             };
             Some((i.instance_id()?.to_owned(), m))
         })
@@ -206,10 +197,7 @@ pub(super) async fn set_capacity(
         .min_size(n(min))
         .desired_capacity(n(desired))
         .max_size(n(max));
-    p.call("UpdateAutoScalingGroup", request.send())
-        .await
-        .map_err(not_found_is_not_found)
-        .map(drop)
+    p.call("UpdateAutoScalingGroup", request.send()).await.map_err(not_found_is_not_found).map(drop)
 }
 
 /// Terminates instances of `group`, one call each (the API takes one instance). Instances no
@@ -229,11 +217,7 @@ pub(super) async fn terminate(
             format!("Auto Scaling group `{group}` not found"),
         ));
     };
-    let members: Vec<&str> = g
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id())
-        .collect();
+    let members: Vec<&str> = g.instances().iter().filter_map(|i| i.instance_id()).collect();
     for id in ids {
         if !members.contains(&id.as_str()) {
             tracing::debug!(group, instance = %id, "not in the group any more; nothing to terminate");
@@ -262,7 +246,7 @@ mod tests {
 
     #[test]
     fn health_rules() {
-        use Checks::*;
+        use Checks::{Failed, Passed, Pending, Unreported};
         let run = InstanceState::Running;
         assert_eq!(health(run, "InService", "Healthy", Passed), Health::Healthy);
         assert_eq!(
@@ -270,33 +254,16 @@ mod tests {
             Health::Healthy,
             "emulators report no checks"
         );
-        assert_eq!(
-            health(run, "InService", "Healthy", Pending),
-            Health::Initializing
-        );
-        assert_eq!(
-            health(run, "InService", "Healthy", Failed),
-            Health::Unhealthy
-        );
-        assert_eq!(
-            health(run, "InService", "Unhealthy", Passed),
-            Health::Unhealthy
-        );
-        assert_eq!(
-            health(run, "Pending", "Healthy", Passed),
-            Health::Initializing
-        );
+        assert_eq!(health(run, "InService", "Healthy", Pending), Health::Initializing);
+        assert_eq!(health(run, "InService", "Healthy", Failed), Health::Unhealthy);
+        assert_eq!(health(run, "InService", "Unhealthy", Passed), Health::Unhealthy);
+        assert_eq!(health(run, "Pending", "Healthy", Passed), Health::Initializing);
         assert_eq!(
             health(InstanceState::Pending, "InService", "Healthy", Unreported),
             Health::Initializing
         );
         assert_eq!(
-            health(
-                InstanceState::ShuttingDown,
-                "Terminating",
-                "Healthy",
-                Passed
-            ),
+            health(InstanceState::ShuttingDown, "Terminating", "Healthy", Passed),
             Health::Unhealthy
         );
     }
@@ -305,14 +272,8 @@ mod tests {
     fn checks_combine_to_the_worst() {
         assert_eq!(combine(Checks::Passed, Checks::Failed), Checks::Failed);
         assert_eq!(combine(Checks::Passed, Checks::Pending), Checks::Pending);
-        assert_eq!(
-            combine(Checks::Unreported, Checks::Unreported),
-            Checks::Unreported
-        );
+        assert_eq!(combine(Checks::Unreported, Checks::Unreported), Checks::Unreported);
         assert_eq!(combine(Checks::Passed, Checks::Unreported), Checks::Passed);
-        assert_eq!(
-            summary(Some(&SummaryStatus::InsufficientData)),
-            Checks::Pending
-        );
+        assert_eq!(summary(Some(&SummaryStatus::InsufficientData)), Checks::Pending);
     }
 }

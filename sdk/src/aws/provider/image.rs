@@ -43,10 +43,7 @@ pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::R
                 .source_image_id(&input.source_image_id)
                 .source_region(p.region())
                 .name(&name)
-                .description(format!(
-                    "{name}, made by Graven from {}",
-                    input.source_image_id
-                ))
+                .description(format!("{name}, made by Graven from {}", input.source_image_id))
                 .client_token(request.token)
                 .tag_specifications(tag_spec(ResourceType::Image, &all))
                 .send(),
@@ -57,33 +54,25 @@ pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::R
         p.persist(|| async {
             p.call(
                 "CreateTags",
-                p.ec2
-                    .create_tags()
-                    .resources(&id)
-                    .set_tags(Some(tag_list(&all)))
-                    .send(),
+                p.ec2.create_tags().resources(&id).set_tags(Some(tag_list(&all))).send(),
             )
             .await
             .map(drop)
         })
         .await?;
-        p.wait_until(
-            "CopyImage",
-            &format!("image {id} to be available"),
-            || async {
-                let images = describe(p, std::slice::from_ref(&id), None).await?;
-                match images.first().and_then(|i| i.state()) {
-                    Some(ImageState::Available) => Ok(true),
-                    Some(ImageState::Pending) | None => Ok(false),
-                    Some(other) => Err(provider::Error::new(
-                        ErrorKind::Terminal,
-                        "CopyImage",
-                        "ImageFailed",
-                        format!("image {id} is {}", other.as_str()),
-                    )),
-                }
-            },
-        )
+        p.wait_until("CopyImage", &format!("image {id} to be available"), || async {
+            let images = describe(p, std::slice::from_ref(&id), None).await?;
+            match images.first().and_then(|i| i.state()) {
+                Some(ImageState::Available) => Ok(true),
+                Some(ImageState::Pending) | None => Ok(false),
+                Some(other) => Err(provider::Error::new(
+                    ErrorKind::Terminal,
+                    "CopyImage",
+                    "ImageFailed",
+                    format!("image {id} is {}", other.as_str()),
+                )),
+            }
+        })
         .await
     };
     if let Err(e) = steps.await {
@@ -119,10 +108,7 @@ async fn describe(
         let mut next = None;
         loop {
             let out = p
-                .call(
-                    "DescribeImages",
-                    request.clone().set_next_token(next.take()).send(),
-                )
+                .call("DescribeImages", request.clone().set_next_token(next.take()).send())
                 .await?;
             all.extend(out.images().iter().cloned());
             match out.next_token() {
@@ -166,19 +152,15 @@ pub(super) async fn update(
 ) -> provider::Result<()> {
     let input: ImageIn = decode(IMAGE, inputs)?;
     let images = describe(p, &[id.to_owned()], None).await?;
-    let current = images
-        .first()
-        .map(|i| tag_map(i.tags()))
-        .unwrap_or_default();
+    let current = images.first().map(|i| tag_map(i.tags())).unwrap_or_default();
     retag(p, id, &current, &input.tags).await
 }
 
 /// Deregisters the image and deletes its snapshots (which would otherwise be kept, and billed).
 pub(super) async fn delete(p: &AwsProvider, id: &str) -> provider::Result<()> {
     let images = describe(p, &[id.to_owned()], None).await?;
-    let Some(image) = images
-        .first()
-        .filter(|i| !matches!(i.state(), Some(ImageState::Deregistered)))
+    let Some(image) =
+        images.first().filter(|i| !matches!(i.state(), Some(ImageState::Deregistered)))
     else {
         return Ok(());
     };
@@ -187,18 +169,10 @@ pub(super) async fn delete(p: &AwsProvider, id: &str) -> provider::Result<()> {
         .iter()
         .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
         .collect();
-    p.call(
-        "DeregisterImage",
-        p.ec2.deregister_image().image_id(id).send(),
-    )
-    .await?;
+    p.call("DeregisterImage", p.ec2.deregister_image().image_id(id).send()).await?;
     for s in snapshots {
-        if let Err(e) = p
-            .call(
-                "DeleteSnapshot",
-                p.ec2.delete_snapshot().snapshot_id(&s).send(),
-            )
-            .await
+        if let Err(e) =
+            p.call("DeleteSnapshot", p.ec2.delete_snapshot().snapshot_id(&s).send()).await
         {
             if e.kind != ErrorKind::NotFound {
                 tracing::warn!(image = id, snapshot = %s, error = %e, "could not delete the snapshot of a deregistered image; delete it by hand");
@@ -231,10 +205,7 @@ pub(super) async fn catalog(p: &AwsProvider) -> provider::Result<Vec<crate::rele
                 continue;
             };
             let tags = tag_map(i.tags());
-            let digest = tags
-                .get("digest")
-                .cloned()
-                .unwrap_or_else(|| format!("ami:{id}"));
+            let digest = tags.get("digest").cloned().unwrap_or_else(|| format!("ami:{id}"));
             out.push(crate::release::ImageRecord {
                 name: name.to_owned(),
                 version,
@@ -258,10 +229,7 @@ mod tests {
     #[test]
     fn names_split_at_the_version() {
         assert_eq!(split_name("web-1.4.0"), Some(("web", "1.4.0")));
-        assert_eq!(
-            split_name("my-web-1.2.0-rc.1"),
-            Some(("my-web", "1.2.0-rc.1"))
-        );
+        assert_eq!(split_name("my-web-1.2.0-rc.1"), Some(("my-web", "1.2.0-rc.1")));
         assert_eq!(split_name("web"), None);
     }
 }

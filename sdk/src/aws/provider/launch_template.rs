@@ -62,19 +62,13 @@ fn inputs_json(
 }
 
 fn outputs(id: &str, version: i64) -> Map<String, Json> {
-    object([
-        ("id", json!(id)),
-        ("latest_version", json!(u64::try_from(version).unwrap_or(0))),
-    ])
+    object([("id", json!(id)), ("latest_version", json!(u64::try_from(version).unwrap_or(0)))])
 }
 
 pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
     let input: TemplateIn = decode(LAUNCH_TEMPLATE, request.inputs)?;
     let all = create_tags(request, &input.tags);
-    let name = input
-        .name
-        .clone()
-        .unwrap_or_else(|| generated_name(request, 128));
+    let name = input.name.clone().unwrap_or_else(|| generated_name(request, 128));
     let out = p
         .call(
             "CreateLaunchTemplate",
@@ -94,9 +88,8 @@ pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::R
         template.and_then(|t| t.launch_template_id()),
     )?
     .to_owned();
-    let version = template
-        .and_then(|t| t.latest_version_number())
-        .unwrap_or(1);
+    let version =
+        template.and_then(aws_sdk_ec2::types::LaunchTemplate::latest_version_number).unwrap_or(1);
     let inputs = inputs_json(
         &name,
         Some(&input.image_id),
@@ -133,10 +126,8 @@ async fn describe(
         return Ok(all);
     }
     for chunk in chunks(ids, IDS_PER_CALL) {
-        let request = p
-            .ec2
-            .describe_launch_templates()
-            .set_launch_template_ids(Some(chunk.to_vec()));
+        let request =
+            p.ec2.describe_launch_templates().set_launch_template_ids(Some(chunk.to_vec()));
         match p.call("DescribeLaunchTemplates", request.send()).await {
             Ok(out) => all.extend(out.launch_templates().iter().cloned()),
             // AWS fails the whole call when one id is gone: ask for each alone.
@@ -172,10 +163,7 @@ async fn latest_versions(
                 .describe_launch_template_versions()
                 .launch_template_id(id)
                 .versions(version.to_string());
-            match p
-                .call("DescribeLaunchTemplateVersions", request.send())
-                .await
-            {
+            match p.call("DescribeLaunchTemplateVersions", request.send()).await {
                 Ok(r) => {
                     if let Some(v) = r.launch_template_versions().first() {
                         out.insert(id.clone(), v.clone());
@@ -195,9 +183,7 @@ async fn latest_versions(
             .versions("$Latest")
             .max_results(200)
             .set_next_token(next.take());
-        let r = p
-            .call("DescribeLaunchTemplateVersions", request.send())
-            .await?;
+        let r = p.call("DescribeLaunchTemplateVersions", request.send()).await?;
         for v in r.launch_template_versions() {
             if let Some(id) = v.launch_template_id().filter(|id| wanted.contains_key(*id)) {
                 out.insert(id.to_owned(), v.clone());
@@ -220,10 +206,7 @@ pub(super) async fn read(
     let wanted: BTreeMap<String, i64> = templates
         .iter()
         .filter_map(|t| {
-            Some((
-                t.launch_template_id()?.to_owned(),
-                t.latest_version_number().unwrap_or(1),
-            ))
+            Some((t.launch_template_id()?.to_owned(), t.latest_version_number().unwrap_or(1)))
         })
         .collect();
     let versions = latest_versions(p, &wanted).await?;
@@ -234,20 +217,15 @@ pub(super) async fn read(
         };
         let latest = t.latest_version_number().unwrap_or(1);
         let d = versions.get(id).and_then(|v| v.launch_template_data());
-        let groups: Vec<String> = d
-            .map(|d| d.security_group_ids().to_vec())
-            .unwrap_or_default();
+        let groups: Vec<String> = d.map(|d| d.security_group_ids().to_vec()).unwrap_or_default();
         let inputs = inputs_json(
             t.launch_template_name().unwrap_or_default(),
             d.and_then(|d| d.image_id()),
-            d.and_then(|d| d.instance_type()).map(|t| t.as_str()),
+            d.and_then(|d| d.instance_type()).map(aws_sdk_ec2::types::InstanceType::as_str),
             &groups,
             d.and_then(|d| d.key_name()),
         );
-        found.insert(
-            id.to_owned(),
-            observed(id, outputs(id, latest), inputs, tag_map(t.tags())),
-        );
+        found.insert(id.to_owned(), observed(id, outputs(id, latest), inputs, tag_map(t.tags())));
     }
     Ok(found)
 }
@@ -259,13 +237,7 @@ pub(super) async fn update(
     changed: &[String],
 ) -> provider::Result<()> {
     let input: TemplateIn = decode(LAUNCH_TEMPLATE, inputs)?;
-    let data_fields = [
-        "image_id",
-        "instance_type",
-        "security_group_ids",
-        "user_data",
-        "key_name",
-    ];
+    let data_fields = ["image_id", "instance_type", "security_group_ids", "user_data", "key_name"];
     if changed.iter().any(|c| data_fields.contains(&c.as_str())) {
         // The full data, never `SourceVersion` (moto ignores it): the version stands alone.
         let out = p
@@ -280,7 +252,7 @@ pub(super) async fn update(
             .await?;
         let version = out
             .launch_template_version()
-            .and_then(|v| v.version_number())
+            .and_then(aws_sdk_ec2::types::LaunchTemplateVersion::version_number)
             .ok_or_else(|| {
                 super::errors::invalid(
                     "CreateLaunchTemplateVersion",
@@ -299,20 +271,14 @@ pub(super) async fn update(
     }
     if changed.iter().any(|c| c == "tags") {
         let templates = describe(p, &[id.to_owned()], None).await?;
-        let current = templates
-            .first()
-            .map(|t| tag_map(t.tags()))
-            .unwrap_or_default();
+        let current = templates.first().map(|t| tag_map(t.tags())).unwrap_or_default();
         retag(p, id, &current, &input.tags).await?;
     }
     Ok(())
 }
 
 pub(super) async fn delete(p: &AwsProvider, id: &str) -> provider::Result<()> {
-    p.call(
-        "DeleteLaunchTemplate",
-        p.ec2.delete_launch_template().launch_template_id(id).send(),
-    )
-    .await
-    .map(drop)
+    p.call("DeleteLaunchTemplate", p.ec2.delete_launch_template().launch_template_id(id).send())
+        .await
+        .map(drop)
 }

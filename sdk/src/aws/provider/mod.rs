@@ -4,7 +4,7 @@
 //! Configuration comes from aws-config's standard chain (environment, profiles, SSO, IMDS), so
 //! `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL` and the per-service endpoint variables
 //! (`AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL_AUTO_SCALING`) work as they do for the AWS CLI.
-//! [`Config`] overrides any of it in code (tests pointing at moto_server use it).
+//! [`Config`] overrides any of it in code (tests pointing at `moto_server` use it).
 //!
 //! ## What the provider does for each call
 //! - **Create**: one create call with the inputs' tags, the request's `graven:*` tags and the
@@ -259,7 +259,8 @@ impl AwsProvider {
             *c.entry(name.to_owned()).or_default() += 1;
         }
         tracing::debug!(call = name, "aws call");
-        request.await.map_err(|e| {
+        // The SDK's futures are large (~20 KB): box them rather than every caller's future.
+        Box::pin(request).await.map_err(|e| {
             let error = errors::from_sdk(name, &e);
             tracing::debug!(call = name, code = %error.code, kind = ?error.kind, "aws call failed");
             error
@@ -315,7 +316,7 @@ impl AwsProvider {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) if e.kind.is_retryable() => {
-                    tracing::debug!(call = %e.call, code = %e.code, "retrying a wait")
+                    tracing::debug!(call = %e.call, code = %e.code, "retrying a wait");
                 }
                 Err(e) => return Err(e),
             }
@@ -380,10 +381,7 @@ pub(crate) fn is_managed_tag(key: &str) -> bool {
 
 /// The user's tags among all of a resource's tags (what the inputs' `tags` field holds).
 pub(crate) fn user_tags(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    all.iter()
-        .filter(|(k, _)| !is_managed_tag(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    all.iter().filter(|(k, _)| !is_managed_tag(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// What to change to go from the user tags `current` to `desired`: tags to set, keys to remove.
@@ -410,14 +408,9 @@ pub(crate) fn tag_diff(
 /// a letter or a digit replaced by `-`, at most `max` characters (the token part is kept).
 pub(crate) fn generated_name(request: &Create<'_>, max: usize) -> String {
     let clean = |s: &str| {
-        s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect::<String>()
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect::<String>()
     };
-    let stack = request
-        .tags
-        .get(tags::STACK)
-        .map_or_else(|| "graven".to_owned(), |s| clean(s));
+    let stack = request.tags.get(tags::STACK).map_or_else(|| "graven".to_owned(), |s| clean(s));
     let token: String = clean(request.token).chars().take(8).collect();
     let mut head = format!("{stack}-{}", clean(request.id));
     let room = max.saturating_sub(token.len() + 1);
@@ -434,11 +427,7 @@ pub(crate) fn object<const N: usize>(pairs: [(&str, Json); N]) -> Map<String, Js
 
 /// The tags as JSON.
 pub(crate) fn tags_json(tags: &BTreeMap<String, String>) -> Json {
-    Json::Object(
-        tags.iter()
-            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
-            .collect(),
-    )
+    Json::Object(tags.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect())
 }
 
 /// An [`Observed`] from its parts; `inputs.tags` are the user's tags among `all_tags`.
@@ -449,12 +438,7 @@ pub(crate) fn observed(
     all_tags: BTreeMap<String, String>,
 ) -> Observed {
     inputs.insert("tags".to_owned(), tags_json(&user_tags(&all_tags)));
-    Observed {
-        physical_id: physical_id.to_owned(),
-        outputs,
-        inputs,
-        tags: all_tags,
-    }
+    Observed { physical_id: physical_id.to_owned(), outputs, inputs, tags: all_tags }
 }
 
 /// Splits ids into chunks of at most `n` (EC2 takes at most 200 values per filter).
@@ -467,11 +451,7 @@ pub(crate) fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -497,12 +477,15 @@ fn unknown_kind(kind: &str) -> provider::Error {
 
 #[async_trait]
 impl Provider for AwsProvider {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "aws"
     }
 
     async fn create(&self, request: &Create<'_>) -> provider::Result<Observed> {
-        use kinds::*;
+        use kinds::{
+            AUTO_SCALING_GROUP, IMAGE, INSTANCE, INTERNET_GATEWAY, LAUNCH_TEMPLATE, ROUTE_TABLE,
+            SECURITY_GROUP, SUBNET, VPC,
+        };
         let result = match request.kind {
             VPC => ec2::create_vpc(self, request).await,
             SUBNET => ec2::create_subnet(self, request).await,
@@ -523,7 +506,10 @@ impl Provider for AwsProvider {
         kind: &str,
         physical_ids: &[String],
     ) -> provider::Result<Vec<Option<Observed>>> {
-        use kinds::*;
+        use kinds::{
+            AUTO_SCALING_GROUP, IMAGE, INSTANCE, INTERNET_GATEWAY, LAUNCH_TEMPLATE, ROUTE_TABLE,
+            SECURITY_GROUP, SUBNET, VPC,
+        };
         if physical_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -542,14 +528,14 @@ impl Provider for AwsProvider {
             AUTO_SCALING_GROUP => autoscaling::read(self, &wanted, None).await?,
             other => return Err(unknown_kind(other)),
         };
-        Ok(physical_ids
-            .iter()
-            .map(|id| found.get(id).cloned())
-            .collect())
+        Ok(physical_ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
     async fn find_by_token(&self, kind: &str, token: &str) -> provider::Result<Option<Observed>> {
-        use kinds::*;
+        use kinds::{
+            AUTO_SCALING_GROUP, IMAGE, INSTANCE, INTERNET_GATEWAY, LAUNCH_TEMPLATE, ROUTE_TABLE,
+            SECURITY_GROUP, SUBNET, VPC,
+        };
         let token = Some(token);
         let found = match kind {
             VPC => ec2::read_vpcs(self, &[], token).await?,
@@ -580,12 +566,15 @@ impl Provider for AwsProvider {
         inputs: &Map<String, Json>,
         changed: &[String],
     ) -> provider::Result<Observed> {
-        use kinds::*;
+        use kinds::{
+            AUTO_SCALING_GROUP, IMAGE, INSTANCE, INTERNET_GATEWAY, LAUNCH_TEMPLATE, ROUTE_TABLE,
+            SECURITY_GROUP, SUBNET, VPC,
+        };
         match kind {
             VPC => ec2::update_vpc(self, physical_id, inputs, changed).await?,
             SUBNET => ec2::update_subnet(self, physical_id, inputs, changed).await?,
             INTERNET_GATEWAY | INSTANCE => {
-                ec2::update_tags_only(self, kind, physical_id, inputs).await?
+                ec2::update_tags_only(self, kind, physical_id, inputs).await?;
             }
             ROUTE_TABLE => ec2::update_route_table(self, physical_id, inputs, changed).await?,
             SECURITY_GROUP => security_group::update(self, physical_id, inputs, changed).await?,
@@ -595,9 +584,7 @@ impl Provider for AwsProvider {
             other => return Err(unknown_kind(other)),
         }
         let ids = [physical_id.to_owned()];
-        let read = self
-            .persist(|| async { self.read(kind, &ids).await })
-            .await?;
+        let read = self.persist(|| async { self.read(kind, &ids).await }).await?;
         read.into_iter().next().flatten().ok_or_else(|| {
             provider::Error::new(
                 ErrorKind::NotFound,
@@ -609,7 +596,10 @@ impl Provider for AwsProvider {
     }
 
     async fn delete(&self, kind: &str, physical_id: &str) -> provider::Result<()> {
-        use kinds::*;
+        use kinds::{
+            AUTO_SCALING_GROUP, IMAGE, INSTANCE, INTERNET_GATEWAY, LAUNCH_TEMPLATE, ROUTE_TABLE,
+            SECURITY_GROUP, SUBNET, VPC,
+        };
         let result = match kind {
             VPC => ec2::delete_vpc(self, physical_id).await,
             SUBNET => ec2::delete_subnet(self, physical_id).await,
@@ -660,18 +650,9 @@ impl Provider for AwsProvider {
     /// 5 at 2 a second (`RunInstances` also has an instance-count bucket).
     fn rate_limit(&self, category: Category) -> Option<RateLimit> {
         Some(match category {
-            Category::Describe => RateLimit {
-                capacity: 100,
-                refill_per_second: 20.0,
-            },
-            Category::Launch => RateLimit {
-                capacity: 5,
-                refill_per_second: 2.0,
-            },
-            _ => RateLimit {
-                capacity: 50,
-                refill_per_second: 5.0,
-            },
+            Category::Describe => RateLimit { capacity: 100, refill_per_second: 20.0 },
+            Category::Launch => RateLimit { capacity: 5, refill_per_second: 2.0 },
+            _ => RateLimit { capacity: 50, refill_per_second: 5.0 },
         })
     }
 
@@ -738,10 +719,7 @@ mod tests {
             token: "0123abcd-ffff",
             tags: &tags,
         };
-        assert_eq!(
-            generated_name(&request, 255),
-            "web-prod-network-web-sg-0123abcd"
-        );
+        assert_eq!(generated_name(&request, 255), "web-prod-network-web-sg-0123abcd");
         let short = generated_name(&request, 20);
         assert_eq!(short.len(), 20);
         assert!(short.ends_with("-0123abcd"), "{short}");

@@ -71,17 +71,8 @@ fn protocol(p: &str) -> String {
 
 fn key(protocol_name: &str, from: i32, to: i32, source: Source) -> Key {
     let protocol = protocol(protocol_name);
-    let (from, to) = if protocol == "-1" {
-        (-1, -1)
-    } else {
-        (from, to)
-    };
-    Key {
-        protocol,
-        from,
-        to,
-        source,
-    }
+    let (from, to) = if protocol == "-1" { (-1, -1) } else { (from, to) };
+    Key { protocol, from, to, source }
 }
 
 fn atoms_of_inputs(rules: &[RuleIn]) -> Atoms {
@@ -95,12 +86,7 @@ fn atoms_of_inputs(rules: &[RuleIn]) -> Atoms {
         }
         if let Some(g) = &r.source_security_group_id {
             out.insert(
-                key(
-                    &r.protocol,
-                    r.from_port,
-                    r.to_port,
-                    Source::Group(g.clone()),
-                ),
+                key(&r.protocol, r.from_port, r.to_port, Source::Group(g.clone())),
                 r.description.clone(),
             );
         }
@@ -163,17 +149,11 @@ fn permission(k: &Key, description: Option<&String>) -> IpPermission {
         b = b.from_port(k.from).to_port(k.to);
     }
     match &k.source {
-        Source::Cidr(c) => b.ip_ranges(
-            IpRange::builder()
-                .cidr_ip(c)
-                .set_description(description.cloned())
-                .build(),
-        ),
+        Source::Cidr(c) => {
+            b.ip_ranges(IpRange::builder().cidr_ip(c).set_description(description.cloned()).build())
+        }
         Source::Group(g) => b.user_id_group_pairs(
-            UserIdGroupPair::builder()
-                .group_id(g)
-                .set_description(description.cloned())
-                .build(),
+            UserIdGroupPair::builder().group_id(g).set_description(description.cloned()).build(),
         ),
     }
     .build()
@@ -187,6 +167,7 @@ enum Direction {
 
 /// Brings the rules of one direction from `now` to `desired`: revoke what goes, authorize what
 /// comes, update descriptions that changed.
+#[allow(clippy::too_many_lines)] // three symmetric pairs of calls, long only by their builders
 async fn apply_rules(
     p: &AwsProvider,
     group: &str,
@@ -194,11 +175,8 @@ async fn apply_rules(
     now: &Atoms,
     desired: &Atoms,
 ) -> provider::Result<()> {
-    let revoke: Vec<IpPermission> = now
-        .keys()
-        .filter(|k| !desired.contains_key(*k))
-        .map(|k| permission(k, None))
-        .collect();
+    let revoke: Vec<IpPermission> =
+        now.keys().filter(|k| !desired.contains_key(*k)).map(|k| permission(k, None)).collect();
     let authorize: Vec<IpPermission> = desired
         .iter()
         .filter(|(k, _)| !now.contains_key(*k))
@@ -303,10 +281,7 @@ async fn apply_rules(
 pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::Result<Observed> {
     let input: GroupIn = decode(SECURITY_GROUP, request.inputs)?;
     let all = create_tags(request, &input.tags);
-    let name = input
-        .name
-        .clone()
-        .unwrap_or_else(|| generated_name(request, 255));
+    let name = input.name.clone().unwrap_or_else(|| generated_name(request, 255));
     let out = p
         .call(
             "CreateSecurityGroup",
@@ -341,10 +316,8 @@ pub(super) async fn create(p: &AwsProvider, request: &Create<'_>) -> provider::R
             atoms_of_permissions(group.ip_permissions()),
             atoms_of_permissions(group.ip_permissions_egress()),
         );
-        p.persist(|| apply_rules(p, &id, Direction::Egress, &now_out, &egress))
-            .await?;
-        p.persist(|| apply_rules(p, &id, Direction::Ingress, &now_in, &ingress))
-            .await
+        p.persist(|| apply_rules(p, &id, Direction::Egress, &now_out, &egress)).await?;
+        p.persist(|| apply_rules(p, &id, Direction::Ingress, &now_in, &ingress)).await
     };
     if let Err(e) = steps.await {
         return Err(p.undo_create(SECURITY_GROUP, &id, e).await);
@@ -400,14 +373,8 @@ pub(super) async fn read(
             ("vpc_id", json!(g.vpc_id())),
             ("name", json!(g.group_name())),
             ("description", json!(g.description())),
-            (
-                "ingress",
-                rules_json(&atoms_of_permissions(g.ip_permissions())),
-            ),
-            (
-                "egress",
-                rules_json(&atoms_of_permissions(g.ip_permissions_egress())),
-            ),
+            ("ingress", rules_json(&atoms_of_permissions(g.ip_permissions()))),
+            ("egress", rules_json(&atoms_of_permissions(g.ip_permissions_egress()))),
         ]);
         found.insert(
             id.to_owned(),
@@ -462,12 +429,9 @@ pub(super) async fn update(
 pub(super) async fn delete(p: &AwsProvider, id: &str) -> provider::Result<()> {
     // Instances that just terminated hold the group through their network interfaces a while.
     while_dependencies_go(p, || async {
-        p.call(
-            "DeleteSecurityGroup",
-            p.ec2.delete_security_group().group_id(id).send(),
-        )
-        .await
-        .map(drop)
+        p.call("DeleteSecurityGroup", p.ec2.delete_security_group().group_id(id).send())
+            .await
+            .map(drop)
     })
     .await
 }
@@ -507,11 +471,7 @@ mod tests {
                 .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
                 .build(),
         ];
-        assert_eq!(
-            atoms_of_permissions(&perms),
-            inputs,
-            "`-1` ignores ports on both sides"
-        );
+        assert_eq!(atoms_of_permissions(&perms), inputs, "`-1` ignores ports on both sides");
     }
 
     #[test]
