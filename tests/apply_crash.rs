@@ -3,6 +3,7 @@
 //! local cloud holds exactly the stack's resources and the state records them.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,14 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
             .health_delay(Duration::from_millis(100))
             .faults(Faults::default().latency(Duration::from_millis(40))),
     );
-    let seed = std::env::var("GRAVEN_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("crash test: seed {seed} (rerun with GRAVEN_CRASH_SEED={seed}), project {}", project.root().display());
+    let seed = std::env::var("GRAVEN_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!(
+        "crash test: seed {seed} (rerun with GRAVEN_CRASH_SEED={seed}), project {}",
+        project.root().display()
+    );
     let mut rng = fastrand::Rng::with_seed(seed);
     let log = project.root().join("child.log");
     let started = Instant::now();
@@ -32,38 +39,49 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
     // Each round changes the stack (replacements, updates, rolls, creates and deletes) and gets
     // three attempts, so kills land in fresh applies and in applies that resume killed ones.
     while kills < KILLS {
-        assert!(attempt < 4 * KILLS, "only {kills} kills in {attempt} attempts (seed {seed}): the applies end too fast");
+        assert!(
+            attempt < 4 * KILLS,
+            "only {kills} kills in {attempt} attempts (seed {seed}): the applies end too fast"
+        );
         let round = (attempt / 3).to_string();
+        let mut stderr = File::options().create(true).append(true).open(&log).expect("the log");
+        writeln!(stderr, "\n== attempt {attempt}, round {round}").expect("the log");
         let mut child = project
             .command(&["apply", "--auto-approve", "--var", &format!("round={round}")])
             .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("a log file"))
+            .stderr(stderr)
             .spawn()
             .expect("the stack program starts");
         std::thread::sleep(Duration::from_millis(rng.u64(0..1_200)));
-        match child.try_wait().expect("the child's status") {
-            Some(status) => {
-                let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-                assert!(status.success(), "apply of round {round} failed (seed {seed}, after {kills} kills):\n{stderr}");
-                completed += 1;
-            }
-            None => {
-                child.kill().expect("SIGKILL"); // `Child::kill` sends SIGKILL on unix
-                child.wait().expect("the child is reaped"); // so its pid no longer looks alive
-                kills += 1;
-            }
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+            let stderr = &stderr[stderr.rfind("\n== attempt").unwrap_or(0)..];
+            assert!(
+                status.success(),
+                "apply of round {round} failed (seed {seed}, after {kills} kills):\n{stderr}"
+            );
+            completed += 1;
+        } else {
+            child.kill().expect("SIGKILL"); // `Child::kill` sends SIGKILL on unix
+            child.wait().expect("the child is reaped"); // so its pid no longer looks alive
+            kills += 1;
         }
         attempt += 1;
     }
     let round = (attempt / 3).to_string();
     let vars = format!("round={round}");
     project.run(&["apply", "--auto-approve", "--var", &vars]).expect_code(0);
-    let seen = check_converged(project.root(), &crash_graph(round.parse().expect("a round")));
+    let converged = check_converged(project.root(), &crash_graph(round.parse().expect("a round")));
     project.run(&["plan", "--detailed-exitcode", "--var", &vars]).expect_code(0);
+    // The runs after kills found creates whose outcome the killed run never learned, by their
+    // idempotency token, and adopted them.
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let adopted = logs.lines().filter(|l| l.starts_with("adopted `")).count();
+    assert!(adopted > 0, "no run adopted a create of a killed run (seed {seed})");
     eprintln!(
-        "crash test (seed {seed}): {kills} kills, {completed} applies completed, {attempt} attempts in {:.1}s; final round {round}: {:?} and {} fleet instances",
+        "crash test (seed {seed}): {kills} kills, {completed} applies completed, {attempt} attempts, {adopted} creates adopted, in {:.1}s; final round {round}: {:?} and {} fleet instances",
         started.elapsed().as_secs_f64(),
-        seen.objects,
-        seen.fleet_instances
+        converged.objects,
+        converged.fleet_instances
     );
 }

@@ -11,11 +11,18 @@ use graven::local::{Faults, ImageFault, LocalCloud, Settings};
 use graven::plan::StepAction;
 use graven::provider::{Health, InstanceState, Provider};
 use graven::state::{LocalStore, Outcome, Store};
-use graven::Error;
+use graven::{DeploymentGraph, Error};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::apply_support::{apply, check_converged, crash_graph, image, plan_in, web_graph};
+
+/// Applies `graph` with the default options: it succeeds and records every resource.
+async fn apply_all(dir: &tempfile::TempDir, cloud: &Arc<LocalCloud>, graph: &DeploymentGraph) {
+    let report =
+        apply(dir.path(), cloud, graph, Options::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.state.resources.len(), graph.len());
+}
 
 fn cloud(dir: &tempfile::TempDir) -> Arc<LocalCloud> {
     Arc::new(LocalCloud::open(dir.path()).unwrap())
@@ -33,7 +40,7 @@ async fn fleet(dir: &tempfile::TempDir, cloud: &LocalCloud) -> Vec<(u64, String,
         .filter(|i| i.state != InstanceState::Terminated)
         .map(|i| (i.launch_template_version, i.image_id, i.health))
         .collect();
-    out.sort();
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     out
 }
 
@@ -41,18 +48,28 @@ async fn fleet(dir: &tempfile::TempDir, cloud: &LocalCloud) -> Vec<(u64, String,
 async fn a_roll_onto_an_image_that_never_becomes_healthy_fails_naming_the_group_and_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = cloud(&dir);
-    cloud.set_faults(Faults::default().image(image("web", "1.5.0"), ImageFault::NeverHealthy)).unwrap();
-    apply(dir.path(), &cloud, &web_graph(&[]), Options::default()).await.unwrap();
+    cloud
+        .set_faults(Faults::default().image(image("web", "1.5.0"), ImageFault::NeverHealthy))
+        .unwrap();
+    apply_all(&dir, &cloud, &web_graph(&[])).await;
     let healthy_old = vec![(1, image("web", "1.4.0"), Health::Healthy); 3];
     assert_eq!(fleet(&dir, &cloud).await, healthy_old);
 
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let e = apply(dir.path(), &cloud, &web_graph(&[("version", "1.5.0")]), Options::default().events(tx))
-        .await
-        .unwrap_err();
+    let e = apply(
+        dir.path(),
+        &cloud,
+        &web_graph(&[("version", "1.5.0")]),
+        Options::default().events(tx),
+    )
+    .await
+    .unwrap_err();
     let Error::Provider { resource, call, message } = &e else { panic!("{e}") };
     assert_eq!((resource.as_str(), call.as_str()), ("fleet", "rollout"), "{e}");
-    assert!(message.contains("instances healthy on launch template version 2 after 600s"), "{message}");
+    assert!(
+        message.contains("instances healthy on launch template version 2 after 600s"),
+        "{message}"
+    );
     assert!(message.contains("rolled back to version 1"), "{message}");
     let mut rolled_back = false;
     while let Ok(event) = rx.try_recv() {
@@ -68,7 +85,10 @@ async fn a_roll_onto_an_image_that_never_becomes_healthy_fails_naming_the_group_
     let state = LocalStore::new(dir.path()).load("web").await.unwrap().unwrap();
     let group = cloud.resources("aws:autoscaling:AutoScalingGroup");
     assert_eq!(group[0].inputs["launch_template_version"], 1);
-    assert_eq!(state.resources["fleet"].inputs["launch_template_version"], 1, "the state records the group as it is");
+    assert_eq!(
+        state.resources["fleet"].inputs["launch_template_version"], 1,
+        "the state records the group as it is"
+    );
     let release = state.last_release().unwrap();
     assert_eq!(release.outcome, Outcome::Failed);
     assert!(release.error.as_deref().unwrap().starts_with("fleet: rollout failed"), "{release:?}");
@@ -87,7 +107,9 @@ async fn ctrl_c_lets_the_steps_in_flight_finish_saves_the_state_and_starts_nothi
     let (stop, stop_rx) = watch::channel(false);
     let run = tokio::spawn({
         let (root, cloud, graph) = (dir.path().to_owned(), cloud.clone(), graph.clone());
-        async move { apply(&root, &cloud, &graph, Options::default().events(tx).interrupt(stop_rx)).await }
+        async move {
+            apply(&root, &cloud, &graph, Options::default().events(tx).interrupt(stop_rx)).await
+        }
     });
     let mut started = BTreeSet::new();
     let mut finished = BTreeSet::new();
@@ -140,7 +162,7 @@ async fn ctrl_c_lets_the_steps_in_flight_finish_saves_the_state_and_starts_nothi
     assert!(recorded.len() < graph.len());
 
     // The next apply finishes the job.
-    apply(dir.path(), &cloud, &graph, Options::default()).await.unwrap();
+    apply_all(&dir, &cloud, &graph).await;
     check_converged(dir.path(), &graph);
 }
 
@@ -149,18 +171,35 @@ async fn a_roll_cut_short_after_raising_the_capacity_resumes_and_converges() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = cloud(&dir);
     cloud.set_settings(Settings::default()).unwrap();
-    apply(dir.path(), &cloud, &web_graph(&[]), Options::default()).await.unwrap();
+    apply_all(&dir, &cloud, &web_graph(&[])).await;
     // What a roll killed in its first batch leaves: a new template version, the group on it
     // with its capacity raised by one, one instance of the new version among the old ones.
     let state = LocalStore::new(dir.path()).load("web").await.unwrap().unwrap();
-    let (template, group) = (&state.resources["template"].physical_id, &state.resources["fleet"].physical_id);
-    cloud.modify_out_of_band("aws:ec2:LaunchTemplate", template, "image_id", json!(image("web", "1.5.0"))).unwrap();
-    cloud.modify_out_of_band("aws:autoscaling:AutoScalingGroup", group, "launch_template_version", json!(2)).unwrap();
-    cloud.modify_out_of_band("aws:autoscaling:AutoScalingGroup", group, "desired_capacity", json!(4)).unwrap();
+    let (template, group) =
+        (&state.resources["template"].physical_id, &state.resources["fleet"].physical_id);
+    cloud
+        .modify_out_of_band(
+            "aws:ec2:LaunchTemplate",
+            template,
+            "image_id",
+            json!(image("web", "1.5.0")),
+        )
+        .unwrap();
+    cloud
+        .modify_out_of_band(
+            "aws:autoscaling:AutoScalingGroup",
+            group,
+            "launch_template_version",
+            json!(2),
+        )
+        .unwrap();
+    cloud
+        .modify_out_of_band("aws:autoscaling:AutoScalingGroup", group, "desired_capacity", json!(4))
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fleet(&dir, &cloud).await.len(), 4);
 
-    apply(dir.path(), &cloud, &web_graph(&[("version", "1.5.0")]), Options::default()).await.unwrap();
+    apply_all(&dir, &cloud, &web_graph(&[("version", "1.5.0")])).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fleet(&dir, &cloud).await, vec![(3, image("web", "1.5.0"), Health::Healthy); 3]);
     check_converged(dir.path(), &web_graph(&[("version", "1.5.0")]));
@@ -190,7 +229,8 @@ async fn applies_dropped_at_random_moments_converge_without_duplicates() {
         let run = apply(dir.path(), &cloud, &graph, Options::default());
         match tokio::time::timeout(Duration::from_millis(rng.u64(0..1500)), run).await {
             Ok(done) => {
-                done.unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+                let report = done.unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+                assert_eq!(report.state.resources.len(), graph.len());
             }
             Err(_) => cut += 1,
         }
@@ -198,7 +238,7 @@ async fn applies_dropped_at_random_moments_converge_without_duplicates() {
     assert!(cut > 20, "{cut} applies cut short");
     let graph = crash_graph(40 / 3);
     LocalStore::new(dir.path()).force_unlock("crash").await.unwrap();
-    apply(dir.path(), &cloud, &graph, Options::default()).await.unwrap();
+    apply_all(&dir, &cloud, &graph).await;
     check_converged(dir.path(), &graph);
     assert!(plan_in(dir.path(), &graph).await.is_empty());
 }

@@ -16,7 +16,10 @@ async fn with_a_fifth_of_calls_failing_and_throttling_applies_converge() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Arc::new(LocalCloud::open(dir.path()).unwrap());
     cloud
-        .set_settings(Settings::default().faults(Faults::default().error_rate(0.2).throttle_rate(0.1).seed(20)))
+        .set_settings(
+            Settings::default()
+                .faults(Faults::default().error_rate(0.2).throttle_rate(0.1).seed(20)),
+        )
         .unwrap();
     let mut retried: BTreeMap<String, u32> = BTreeMap::new();
     // Round 0 creates everything; round 1 replaces the instances, updates the groups and the
@@ -35,12 +38,25 @@ async fn with_a_fifth_of_calls_failing_and_throttling_applies_converge() {
             }
         }
         let seen = check_converged(dir.path(), &graph);
-        eprintln!("round {round}: {:?}, {} fleet instances; retries so far {retried:?}", seen.objects, seen.fleet_instances);
+        eprintln!(
+            "round {round}: {:?}, {} fleet instances; retries so far {retried:?}",
+            seen.objects, seen.fleet_instances
+        );
         let again = plan_in(dir.path(), &graph).await;
-        assert!(again.is_empty(), "round {round}: a second plan changes something:\n{}", again.render());
+        assert!(
+            again.is_empty(),
+            "round {round}: a second plan changes something:\n{}",
+            again.render()
+        );
     }
-    assert!(retried.get("InternalError").is_some_and(|n| *n > 20), "retries by error code: {retried:?}");
-    assert!(retried.get("RequestLimitExceeded").is_some_and(|n| *n > 10), "retries by error code: {retried:?}");
+    assert!(
+        retried.get("InternalError").is_some_and(|n| *n > 20),
+        "retries by error code: {retried:?}"
+    );
+    assert!(
+        retried.get("RequestLimitExceeded").is_some_and(|n| *n > 10),
+        "retries by error code: {retried:?}"
+    );
     let calls = cloud.api_calls_by_name();
     assert!(calls["CreateVpc"] >= 1 && calls.values().sum::<u64>() > 300, "{calls:?}");
 }

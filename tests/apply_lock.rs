@@ -29,7 +29,10 @@ fn a_second_apply_fails_naming_the_lock_holder_and_the_state_stays_intact() {
         .unwrap();
     let waiting = Instant::now();
     while !lock.exists() {
-        assert!(first.try_wait().unwrap().is_none(), "the first apply ended before it took the lock");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first apply ended before it took the lock"
+        );
         assert!(waiting.elapsed() < Duration::from_secs(60), "the first apply never took the lock");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -37,10 +40,17 @@ fn a_second_apply_fails_naming_the_lock_holder_and_the_state_stays_intact() {
     let second = project.run(&["apply", "--auto-approve"]);
     let first_still_running = first.try_wait().unwrap().is_none();
     second.expect_code(1);
-    assert!(first_still_running, "the second apply waited for the first instead of failing at once");
+    assert!(
+        first_still_running,
+        "the second apply waited for the first instead of failing at once"
+    );
     let holder = format!("pid {} on host ", first.id());
     assert!(second.stderr.contains("state of stack `crash` is locked by"), "{}", second.stderr);
-    assert!(second.stderr.contains(&holder), "the error names the holder's pid and host: {}", second.stderr);
+    assert!(
+        second.stderr.contains(&holder),
+        "the error names the holder's pid and host: {}",
+        second.stderr
+    );
     assert!(second.stderr.contains("operation apply"), "{}", second.stderr);
     // A destroy is refused too.
     let destroy = project.run(&["destroy", "--auto-approve"]);
@@ -48,7 +58,11 @@ fn a_second_apply_fails_naming_the_lock_holder_and_the_state_stays_intact() {
     assert!(destroy.stderr.contains(&holder), "{}", destroy.stderr);
 
     let status = first.wait().unwrap();
-    assert!(status.success(), "the first apply failed:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        status.success(),
+        "the first apply failed:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert!(!lock.exists(), "the first apply released its lock");
     let state = project.state().unwrap();
     assert_eq!(state.releases.len(), 1, "only the first apply made a release");

@@ -11,6 +11,10 @@
 //! Shared by the test binary (`mod apply_stack`) and the `crash_stack` program
 //! (`bin/crash_stack.rs`), which the tests run as a child process.
 
+// The handle type the derive generates (`CrashRefs`) has a field per member, and not every
+// member is referred to.
+#![allow(dead_code)]
+
 use graven::aws::autoscaling::{AutoScalingGroup, HealthCheck};
 use graven::aws::ec2::{Instance, LaunchTemplate, Rule, SecurityGroup, Subnet, Vpc};
 use graven::prelude::*;
@@ -21,7 +25,6 @@ pub const NAME: &str = "crash";
 /// The crash test's stack.
 #[derive(Stack)]
 #[graven(name = "crash")]
-#[allow(dead_code)] // the fields are read by the derived code only
 pub struct Crash {
     /// The network.
     pub vpc: Vpc,
@@ -56,7 +59,8 @@ impl Crash {
             .collect::<Result<Vec<_>>>()?;
         let groups = (0..8)
             .map(|i| {
-                let sg = SecurityGroup::new(r.vpc.id(), &format!("tier {i}")).tag("round", round.to_string());
+                let sg = SecurityGroup::new(r.vpc.id(), &format!("tier {i}"))
+                    .tag("round", round.to_string());
                 if i == 0 {
                     sg.ingress(Rule::tcp(80, "0.0.0.0/0".parse().expect("a CIDR block")))
                 } else {
@@ -79,7 +83,8 @@ impl Crash {
             .collect();
         let instances = (0..25 + (round % 3) as usize)
             .map(|i| {
-                Instance::new(server.clone(), r.subnets.at(i % 6).id()).security_groups([r.groups.at(i % 8).id()])
+                Instance::new(server.clone(), r.subnets.at(i % 6).id())
+                    .security_groups([r.groups.at(i % 8).id()])
             })
             .collect();
         Ok(Crash {

@@ -91,7 +91,13 @@ impl Run {
     /// Panics, showing the output, unless the run exited with `code`.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, Some(code), "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }
@@ -132,7 +138,10 @@ impl Project {
 
     /// Writes the local cloud's settings (`config.json`); no child may be running.
     pub fn set_settings(&self, settings: Settings) {
-        LocalCloud::open(self.root()).expect("the local cloud opens").set_settings(settings).expect("settings");
+        LocalCloud::open(self.root())
+            .expect("the local cloud opens")
+            .set_settings(settings)
+            .expect("settings");
     }
 
     /// The stack program with `args`, on this project: `--root` set, the environment cleared
@@ -205,9 +214,11 @@ pub async fn plan_in(root: &Path, graph: &DeploymentGraph) -> Plan {
     plan::plan_graph(graph, &state, &plan::Options::new()).expect("a plan")
 }
 
-/// The objects of the local cloud tagged with stack `stack`, by kind, as
-/// (`graven:id`, physical id, observed inputs).
-pub fn tagged(cloud: &LocalCloud, stack: &str) -> BTreeMap<&'static str, Vec<(String, String, serde_json::Map<String, Json>)>> {
+/// Objects of the cloud by kind, as (`graven:id`, physical id, observed inputs).
+pub type Tagged = BTreeMap<&'static str, Vec<(String, String, serde_json::Map<String, Json>)>>;
+
+/// The objects of the local cloud tagged with stack `stack`, by kind.
+pub fn tagged(cloud: &LocalCloud, stack: &str) -> Tagged {
     KINDS
         .iter()
         .map(|kind| {
@@ -215,7 +226,9 @@ pub fn tagged(cloud: &LocalCloud, stack: &str) -> BTreeMap<&'static str, Vec<(St
                 .resources(kind)
                 .into_iter()
                 .filter(|o| o.tags.get(tags::STACK).is_some_and(|s| s == stack))
-                .map(|o| (o.tags.get(tags::ID).cloned().unwrap_or_default(), o.physical_id, o.inputs))
+                .map(|o| {
+                    (o.tags.get(tags::ID).cloned().unwrap_or_default(), o.physical_id, o.inputs)
+                })
                 .collect();
             (*kind, objects)
         })
@@ -245,8 +258,13 @@ pub struct Converged {
 pub fn check_converged(root: &Path, graph: &DeploymentGraph) -> Converged {
     let stack = graph.stack();
     let cloud = LocalCloud::open(root).expect("the local cloud opens");
-    let state = block_on(LocalStore::new(root).load(stack)).expect("the state loads").expect("a state");
-    assert!(state.pending.is_empty(), "creates left pending: {:?}", state.pending.keys().collect::<Vec<_>>());
+    let state =
+        block_on(LocalStore::new(root).load(stack)).expect("the state loads").expect("a state");
+    assert!(
+        state.pending.is_empty(),
+        "creates left pending: {:?}",
+        state.pending.keys().collect::<Vec<_>>()
+    );
     let deposed: Vec<&str> =
         state.resources.values().filter(|r| !r.deposed.is_empty()).map(|r| r.id.as_str()).collect();
     assert!(deposed.is_empty(), "old objects left to delete: {deposed:?}");
@@ -258,19 +276,32 @@ pub fn check_converged(root: &Path, graph: &DeploymentGraph) -> Converged {
     for (kind, found) in tagged(&cloud, stack) {
         let desired = graph.nodes().iter().filter(|n| n.kind() == kind).count();
         let ids: Vec<&str> = found.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(found.len(), desired, "{kind}: {} objects of the stack in the cloud, {desired} declared: {ids:?}", found.len());
+        assert_eq!(
+            found.len(),
+            desired,
+            "{kind}: {} objects of the stack in the cloud, {desired} declared: {ids:?}",
+            found.len()
+        );
         let unique: BTreeSet<&str> = ids.iter().copied().collect();
         assert_eq!(unique.len(), ids.len(), "{kind}: two objects share a `graven:id`: {ids:?}");
         for (id, physical, inputs) in &found {
-            let r = state.resources.get(id).unwrap_or_else(|| panic!("{kind} `{physical}` is tagged `{id}`, which the state does not know"));
+            let r = state.resources.get(id).unwrap_or_else(|| {
+                panic!("{kind} `{physical}` is tagged `{id}`, which the state does not know")
+            });
             assert_eq!(&r.kind, kind, "`{id}`");
-            assert_eq!(&r.physical_id, physical, "`{id}`: the state records another object than the cloud holds");
+            assert_eq!(
+                &r.physical_id, physical,
+                "`{id}`: the state records another object than the cloud holds"
+            );
             for (field, value) in inputs {
                 let Some(applied) = r.inputs.get(field).filter(|v| !v.is_null()) else { continue };
                 if field == "name" {
                     continue; // generated by the cloud when the stack leaves it out
                 }
-                assert!(same(applied, value), "`{id}`.{field}: the state records {applied}, the cloud has {value}");
+                assert!(
+                    same(applied, value),
+                    "`{id}`.{field}: the state records {applied}, the cloud has {value}"
+                );
             }
         }
         if desired > 0 {
@@ -287,9 +318,18 @@ pub fn check_converged(root: &Path, graph: &DeploymentGraph) -> Converged {
         let image = cloud.launch_template_version(template, version).expect("the version exists")["image_id"].clone();
         let live: Vec<_> = instances
             .iter()
-            .filter(|i| i.group.as_deref() == Some(r.physical_id.as_str()) && i.state != InstanceState::Terminated)
+            .filter(|i| {
+                i.group.as_deref() == Some(r.physical_id.as_str())
+                    && i.state != InstanceState::Terminated
+            })
             .collect();
-        assert_eq!(live.len(), desired, "fleet `{}` runs {} instances, wants {desired}: {live:?}", r.id, live.len());
+        assert_eq!(
+            live.len(),
+            desired,
+            "fleet `{}` runs {} instances, wants {desired}: {live:?}",
+            r.id,
+            live.len()
+        );
         for i in &live {
             assert_eq!(i.launch_template_version, Some(version), "fleet `{}`: {i:?}", r.id);
             assert_eq!(Json::String(i.image_id.clone()), image, "fleet `{}`: {i:?}", r.id);
@@ -299,7 +339,9 @@ pub fn check_converged(root: &Path, graph: &DeploymentGraph) -> Converged {
     let strays: Vec<_> = instances
         .iter()
         .filter(|i| i.state != InstanceState::Terminated)
-        .filter(|i| i.group.as_ref().is_some_and(|g| !state.resources.values().any(|r| &r.physical_id == g)))
+        .filter(|i| {
+            i.group.as_ref().is_some_and(|g| !state.resources.values().any(|r| &r.physical_id == g))
+        })
         .collect();
     assert!(strays.is_empty(), "instances of groups the state does not know: {strays:?}");
     Converged { objects, fleet_instances }
@@ -312,7 +354,9 @@ fn same(applied: &Json, observed: &Json) -> bool {
         (Json::Object(a), Json::Object(o)) => {
             a.iter().all(|(k, v)| v.is_null() || o.get(k).is_none_or(|w| w.is_null() || same(v, w)))
         }
-        (Json::Array(a), Json::Array(o)) => a.len() == o.len() && a.iter().zip(o).all(|(x, y)| same(x, y)),
+        (Json::Array(a), Json::Array(o)) => {
+            a.len() == o.len() && a.iter().zip(o).all(|(x, y)| same(x, y))
+        }
         (Json::Number(a), Json::Number(o)) => a.as_f64() == o.as_f64(),
         _ => applied == observed,
     }

@@ -19,8 +19,12 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_apply;
 #[cfg(feature = "aws")]
+mod aws_crash;
+#[cfg(feature = "aws")]
 mod aws_fleet;
 #[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_state;
+#[cfg(feature = "aws")]
+mod aws_web;

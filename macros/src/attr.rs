@@ -121,7 +121,7 @@ pub(crate) fn parse(cx: &mut Ctxt, attrs: &[Attribute], specs: &[Spec], place: &
                     let _: syn::Expr = meta.value()?.parse()?;
                 } else if meta.input.peek(syn::token::Paren) {
                     let _ = meta.parse_nested_meta(|m| {
-                        let _ = m.value().and_then(|v| v.parse::<syn::Expr>());
+                        let _ = m.value().and_then(syn::parse::ParseBuffer::parse::<syn::Expr>);
                         Ok(())
                     });
                 }

@@ -41,7 +41,7 @@ struct TimedProvider(Arc<LocalCloud>);
 
 #[async_trait::async_trait]
 impl Provider for TimedProvider {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "local"
     }
     async fn create(&self, request: &Create<'_>) -> provider::Result<Observed> {
@@ -213,8 +213,8 @@ async fn apply_once(stack: &Dag, latency: Duration, parallelism: usize) -> Run {
             ms(t_plan - started),
             ms(t_apply - t_plan),
             ms(t_done - t_apply),
-            IN_PROVIDER.load(Ordering::Relaxed) as f64 / 1e6,
-            IN_STORE.load(Ordering::Relaxed) as f64 / 1e6,
+            ms(Duration::from_nanos(IN_PROVIDER.load(Ordering::Relaxed))),
+            ms(Duration::from_nanos(IN_STORE.load(Ordering::Relaxed))),
             ms(started + wall - t_done)
         );
     }

@@ -135,3 +135,19 @@ pub mod __private {
         serde_json::to_value(v)
     }
 }
+
+/// The book's chapters, whose Rust samples are compiled and run as doctests (`mdbook test`
+/// cannot link external crates; PyO3 does the same).
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../../book/src/introduction.md")]
+    mod introduction {}
+    #[doc = include_str!("../../book/src/resources.md")]
+    mod resources {}
+    #[doc = include_str!("../../book/src/stacks.md")]
+    mod stacks {}
+    #[doc = include_str!("../../book/src/attributes.md")]
+    mod attributes {}
+    #[doc = include_str!("../../book/src/design.md")]
+    mod design {}
+}

@@ -6,7 +6,7 @@
 //! of the command line have a binary of the example without building another package.
 
 #[path = "../apply_stack.rs"]
-#[allow(dead_code, unreachable_pub)] // shared with the test binary, which uses all of it
+#[allow(unreachable_pub)] // shared with the test binary, where its items are used
 mod apply_stack;
 
 #[tokio::main]

@@ -21,6 +21,21 @@ pub(crate) fn snake_case(s: &str) -> String {
     out
 }
 
+/// A function that reads every field of the struct. Graven does read them, in the impls it
+/// generates, but the dead-code lint ignores `#[automatically_derived]` impls, so without it a
+/// private field of a stack, a resource or an outputs struct would warn "field is never read".
+/// `#[allow(dead_code)]` makes the function a root of the lint's analysis.
+pub(crate) fn reads_fields(c: &crate::model::Container<'_>) -> proc_macro2::TokenStream {
+    let ident = c.ident;
+    let fields = c.fields.iter().map(|f| f.ident);
+    quote::quote! {
+        #[allow(dead_code)]
+        fn __graven_reads_fields(value: &#ident) {
+            let _ = (#(&value.#fields,)*);
+        }
+    }
+}
+
 /// Parses the derive input, or returns the parse error as tokens.
 pub(crate) fn parse(
     input: proc_macro2::TokenStream,

@@ -29,14 +29,13 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     let p = quote!(#krate::__private);
     let ident = c.ident;
     let vis = c.vis;
-    let handle = match c.attrs.path("handle") {
-        Some(h) => quote!(#h),
-        None => {
-            let name = ident.to_string();
-            let base = name.strip_suffix("Outputs").filter(|b| !b.is_empty()).unwrap_or(&name);
-            let h = format_ident!("{}Handle", base);
-            quote!(#h)
-        }
+    let handle = if let Some(h) = c.attrs.path("handle") {
+        quote!(#h)
+    } else {
+        let name = ident.to_string();
+        let base = name.strip_suffix("Outputs").filter(|b| !b.is_empty()).unwrap_or(&name);
+        let h = format_ident!("{}Handle", base);
+        quote!(#h)
     };
     let handle_doc = format!("Typed references to the outputs of a resource; see [`{ident}`].");
     let fields = c.fields.iter().map(|f| {
@@ -58,6 +57,7 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
             }
         }
     });
+    let reads = super::reads_fields(&c);
     let errors = cx.finish();
     quote! {
         #errors
@@ -78,6 +78,8 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         }
 
         const _: () = {
+            #reads
+
             #[automatically_derived]
             impl #p::Outputs for #ident {
                 type Handle = #handle;

@@ -23,6 +23,8 @@ const FIELD: &[Spec] = &[
 ];
 
 /// Expands `#[derive(Resource)]`.
+// One `quote!` template for the whole expansion reads better than one split across helpers.
+#[allow(clippy::too_many_lines)]
 pub(crate) fn derive(input: TokenStream) -> TokenStream {
     let input = match super::parse(input) {
         Ok(i) => i,
@@ -90,21 +92,24 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         let (ty, id) = (f.ty, respan(f.ident, f.ty));
         quote_spanned!(ty.span()=> __visit_refs::<#ty>(&self.#id, f);)
     });
-    let validate = match c.attrs.path("validate") {
-        Some(path) => quote!(#path(self)),
-        None => quote!(::std::vec::Vec::new()),
-    };
+    let validate = c
+        .attrs
+        .path("validate")
+        .map_or_else(|| quote!(::std::vec::Vec::new()), |path| quote!(#path(self)));
     // Spanned on the `outputs = ...` type, so a struct without `#[derive(Outputs)]` is
     // reported there.
     let outputs_span = outputs.span();
     let outputs_fields = quote_spanned!(outputs_span=> <#outputs as #p::Outputs>::FIELDS);
     let outputs_handle = quote_spanned!(outputs_span=> <#outputs as #p::Outputs>::Handle);
     let outputs_handle_fn = quote_spanned!(outputs_span=> <#outputs as #p::Outputs>::handle);
+    let reads = super::reads_fields(&c);
     let errors = cx.finish();
 
     quote! {
         #errors
         const _: () = {
+            #reads
+
             #[automatically_derived]
             impl #p::Resource for #ident {
                 const KIND: &'static str = #kind;

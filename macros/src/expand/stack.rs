@@ -31,6 +31,8 @@ const FIELD: &[Spec] = &[
 ];
 
 /// Expands `#[derive(Stack)]`.
+// One `quote!` template for the whole expansion reads better than one split across helpers.
+#[allow(clippy::too_many_lines)]
 pub(crate) fn derive(input: TokenStream) -> TokenStream {
     let input = match super::parse(input) {
         Ok(i) => i,
@@ -107,17 +109,22 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         }
     });
     let probe = probe(&p);
+    let reads = super::reads_fields(&c);
     let errors = cx.finish();
 
     quote! {
         #errors
         #[doc = #refs_doc]
+        // A stack's code uses the handles it needs, not all of them.
+        #[allow(dead_code)]
         #vis struct #refs {
             #(#refs_fields,)*
             __graven_sized: ::core::marker::PhantomData<()>,
         }
 
         const _: () = {
+            #reads
+
             #probe
 
             #[automatically_derived]

@@ -90,7 +90,36 @@ where
     S: Stack,
     F: Fn(&Env) -> Result<S>,
 {
-    let cli = Cli::parse();
+    main_from(std::env::args_os(), build).await
+}
+
+/// As [`main`], with the arguments given (the first is the program's name): for tests that
+/// drive a stack program's command line in-process.
+///
+/// ```no_run
+/// # use graven::prelude::*;
+/// # #[derive(Stack)] struct Net { vpc: graven::aws::ec2::Vpc }
+/// # async fn run() {
+/// let code = graven::cli::main_from(["net", "apply", "--auto-approve", "--root", "/tmp/x"], |_env| {
+///     Ok(Net { vpc: graven::aws::ec2::Vpc::new("10.0.0.0/16".parse()?) })
+/// })
+/// .await;
+/// # }
+/// ```
+pub async fn main_from<I, T, S, F>(args: I, build: F) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+    S: Stack,
+    F: Fn(&Env) -> Result<S>,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
     init_tracing(cli.global.verbose);
     match run(cli, &build).await {
         Ok(code) => code,

@@ -25,11 +25,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use resolve::Resolved;
 pub use resolve::{Secrets, env_secrets, secret_var};
 pub use retry::{Limiter, Retry};
 
 use crate::error::{Error, Result};
-use crate::plan::{Action, Change, Operation, Plan, StepAction};
+use crate::plan::{Action, Change, Operation, Plan, Step, StepAction};
 use crate::provider::{self, Category, Create, Provider, tags};
 use crate::state::{Deposed, Entry, Intent, Outcome, ReleaseRecord, ResourceState, State, Store, now};
 
@@ -341,12 +342,11 @@ impl Engine {
             store: self.store.clone(),
             limiter: self.limiter.clone(),
             options: self.options.clone(),
-            plan: Arc::new(lean(plan)),
-            changes: plan.changes.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect(),
+            stack: plan.stack.clone(),
             state: Mutex::new(state),
             release: number,
         });
-        let (summary, failure) = run_steps(&shared).await;
+        let (summary, failure) = run_steps(&shared, plan).await;
         let Ok(shared) = Arc::try_unwrap(shared) else {
             return Err(Error::Plan("internal: steps still running after the apply".into()));
         };
@@ -361,6 +361,11 @@ impl Engine {
         record.error = failure.as_ref().map(ToString::to_string);
         self.record(&mut state, Entry::Release(record)).await?;
         let saved = self.store.save(&state).await?;
+        // The state as it was before the save is a copy of `saved`: freeing a large one takes a
+        // while (tens of milliseconds for 10,000 resources), so it is freed off this task.
+        if state.resources.len() > 1000 {
+            tokio::task::spawn_blocking(move || drop(state));
+        }
         match failure {
             None => Ok(Report { release: number, summary, state: saved }),
             Some(e) => Err(e),
@@ -368,34 +373,50 @@ impl Engine {
     }
 }
 
-/// The part of `plan` the steps need: the changes without their field-by-field diffs and
-/// reasons, which are for people and are as large as the inputs themselves.
-fn lean(plan: &Plan) -> Plan {
-    let changes = plan
-        .changes
-        .iter()
-        .map(|c| Change {
-            id: c.id.clone(),
-            kind: c.kind.clone(),
-            action: c.action,
-            reasons: Vec::new(),
-            fields: Vec::new(),
-            inputs: c.inputs.clone(),
-            dependencies: c.dependencies.clone(),
-            physical_id: c.physical_id.clone(),
-            destroy_before_create: c.destroy_before_create,
-            protect: c.protect,
-        })
-        .collect();
-    Plan {
-        format_version: plan.format_version.clone(),
-        stack: plan.stack.clone(),
-        operation: plan.operation,
-        basis: plan.basis.clone(),
-        changes,
-        steps: plan.steps.clone(),
-        summary: plan.summary,
-        images: BTreeMap::new(),
+/// One step as its task gets it: what the step does, its change without the inputs and the
+/// diffs (which stay in the caller's plan), and its inputs, resolved when the step became ready
+/// (the outputs of the steps it waits for are in the state by then).
+struct Work {
+    id: String,
+    action: StepAction,
+    physical_id: Option<String>,
+    change: Option<Change>,
+    resolved: Option<Result<Resolved>>,
+}
+
+impl Work {
+    fn new(shared: &Shared, step: &Step, change: Option<&Change>) -> Work {
+        let resolved = match (step.action, change) {
+            (StepAction::Create | StepAction::Update | StepAction::Roll, Some(c)) => {
+                Some(shared.snapshot(|s| resolve::resolve(&c.id, &c.inputs, s, &shared.options.secrets)))
+            }
+            _ => None,
+        };
+        Work {
+            id: step.id.clone(),
+            action: step.action,
+            physical_id: step.physical_id.clone(),
+            change: change.map(|c| Change {
+                id: c.id.clone(),
+                kind: c.kind.clone(),
+                action: c.action,
+                reasons: Vec::new(),
+                fields: Vec::new(),
+                inputs: Map::new(),
+                dependencies: c.dependencies.clone(),
+                physical_id: c.physical_id.clone(),
+                destroy_before_create: c.destroy_before_create,
+                protect: c.protect,
+            }),
+            resolved,
+        }
+    }
+
+    /// The change and the resolved inputs of a create or an update.
+    fn take(&mut self) -> Result<(&Change, Resolved)> {
+        let missing = || Error::Plan(format!("internal: the plan has a step for `{}` but no change", self.id));
+        let resolved = self.resolved.take().ok_or_else(missing)??;
+        Ok((self.change.as_ref().ok_or_else(missing)?, resolved))
     }
 }
 
@@ -405,8 +426,7 @@ struct Shared {
     store: Arc<dyn Store>,
     limiter: Arc<Limiter>,
     options: Options,
-    plan: Arc<Plan>,
-    changes: HashMap<String, usize>,
+    stack: String,
     state: Mutex<State>,
     release: u64,
 }
@@ -423,17 +443,13 @@ impl Shared {
         self.options.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
     }
 
-    fn change(&self, id: &str) -> Option<&Change> {
-        self.changes.get(id).map(|&i| &self.plan.changes[i])
-    }
-
     fn snapshot<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         let guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&guard)
     }
 
     async fn record(&self, entry: Entry) -> Result<()> {
-        self.store.record(&self.plan.stack, &entry).await?;
+        self.store.record(&self.stack, &entry).await?;
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).apply_owned(entry);
         Ok(())
     }
@@ -478,8 +494,9 @@ fn provider_error(id: &str, e: &provider::Error) -> Error {
 /// slots stay busy without a round trip through this loop. After a failure or an interrupt no
 /// permit holder starts its step (the failing step raises `stop` before it releases its
 /// permit); the steps in flight finish.
-async fn run_steps(shared: &Arc<Shared>) -> (BTreeMap<String, u64>, Option<Error>) {
-    let steps = &shared.plan.steps;
+async fn run_steps(shared: &Arc<Shared>, plan: &Plan) -> (BTreeMap<String, u64>, Option<Error>) {
+    let steps = &plan.steps;
+    let changes: HashMap<&str, &Change> = plan.changes.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut waiting: Vec<usize> = steps.iter().map(|s| s.after.len()).collect();
     let mut next: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
@@ -502,13 +519,14 @@ async fn run_steps(shared: &Arc<Shared>) -> (BTreeMap<String, u64>, Option<Error
         }
         while failure.is_none() {
             let Some(i) = ready.pop_front() else { break };
+            let work = Work::new(shared, &steps[i], changes.get(steps[i].id.as_str()).copied());
             let (shared, permits, stop) = (shared.clone(), permits.clone(), stop.clone());
             running.spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else { return (i, None) };
                 if stop.load(Ordering::SeqCst) || shared.interrupted() {
                     return (i, None);
                 }
-                let r = run_step(&shared, i).await;
+                let r = run_step(&shared, work).await;
                 if r.is_err() {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -566,20 +584,20 @@ fn step_name(a: StepAction) -> &'static str {
     }
 }
 
-async fn run_step(shared: &Shared, i: usize) -> Result<()> {
-    let step = &shared.plan.steps[i];
+async fn run_step(shared: &Shared, mut work: Work) -> Result<()> {
+    let (id, action) = (work.id.clone(), work.action);
     let started = Instant::now();
-    shared.emit(Event::Started { id: step.id.clone(), action: step.action });
-    let result = match step.action {
-        StepAction::Create => create(shared, &step.id).await,
-        StepAction::Update => update(shared, &step.id, false).await,
-        StepAction::Roll => update(shared, &step.id, true).await,
-        StepAction::Delete => delete(shared, &step.id, step.physical_id.as_deref(), false).await,
-        StepAction::DeleteDeposed => delete(shared, &step.id, step.physical_id.as_deref(), true).await,
+    shared.emit(Event::Started { id: id.clone(), action });
+    let result = match action {
+        StepAction::Create => create(shared, &id, &mut work).await,
+        StepAction::Update => update(shared, &id, &mut work, false).await,
+        StepAction::Roll => update(shared, &id, &mut work, true).await,
+        StepAction::Delete => delete(shared, &id, &work, false).await,
+        StepAction::DeleteDeposed => delete(shared, &id, &work, true).await,
     };
     match &result {
-        Ok(()) => shared.emit(Event::Finished { id: step.id.clone(), action: step.action, elapsed: started.elapsed() }),
-        Err(e) => shared.emit(Event::Failed { id: step.id.clone(), action: step.action, error: e.to_string() }),
+        Ok(()) => shared.emit(Event::Finished { id, action, elapsed: started.elapsed() }),
+        Err(e) => shared.emit(Event::Failed { id, action, error: e.to_string() }),
     }
     result
 }
@@ -588,9 +606,8 @@ fn missing(id: &str) -> Error {
     Error::Plan(format!("internal: the plan has a step for `{id}` but no change"))
 }
 
-async fn create(shared: &Shared, id: &str) -> Result<()> {
-    let change = shared.change(id).ok_or_else(|| missing(id))?;
-    let resolved = shared.snapshot(|s| resolve::resolve(id, &change.inputs, s, &shared.options.secrets))?;
+async fn create(shared: &Shared, id: &str, work: &mut Work) -> Result<()> {
+    let (change, resolved) = work.take()?;
     let token = uuid::Uuid::new_v4().simple().to_string();
     shared
         .record(Entry::Intent(Intent {
@@ -603,7 +620,7 @@ async fn create(shared: &Shared, id: &str) -> Result<()> {
             dependencies: change.dependencies.clone(),
         }))
         .await?;
-    let stack = shared.plan.stack.clone();
+    let stack = shared.stack.clone();
     let mut tag_map = BTreeMap::new();
     tag_map.insert(tags::STACK.to_owned(), stack);
     tag_map.insert(tags::ID.to_owned(), id.to_owned());
@@ -660,9 +677,8 @@ async fn create(shared: &Shared, id: &str) -> Result<()> {
 /// The kind whose creates wait for their instances to be healthy.
 const GROUP_KIND: &str = "aws:autoscaling:AutoScalingGroup";
 
-async fn update(shared: &Shared, id: &str, roll: bool) -> Result<()> {
-    let change = shared.change(id).ok_or_else(|| missing(id))?;
-    let resolved = shared.snapshot(|s| resolve::resolve(id, &change.inputs, s, &shared.options.secrets))?;
+async fn update(shared: &Shared, id: &str, work: &mut Work, roll: bool) -> Result<()> {
+    let (change, resolved) = work.take()?;
     let current = shared
         .snapshot(|s| s.resources.get(id).cloned())
         .ok_or_else(|| Error::Plan(format!("`{id}` is to be updated but the state does not record it; make the plan again")))?;
@@ -693,14 +709,16 @@ async fn update(shared: &Shared, id: &str, roll: bool) -> Result<()> {
     shared.record(Entry::Put(r)).await
 }
 
-async fn delete(shared: &Shared, id: &str, physical_id: Option<&str>, deposed: bool) -> Result<()> {
+async fn delete(shared: &Shared, id: &str, work: &Work, deposed: bool) -> Result<()> {
     let current = shared.snapshot(|s| s.resources.get(id).cloned());
     let kind = current
         .as_ref()
         .map(|c| c.kind.clone())
-        .or_else(|| shared.change(id).map(|c| c.kind.clone()))
+        .or_else(|| work.change.as_ref().map(|c| c.kind.clone()))
         .ok_or_else(|| missing(id))?;
-    let physical = physical_id
+    let physical = work
+        .physical_id
+        .as_deref()
         .map(ToOwned::to_owned)
         .or_else(|| current.as_ref().map(|c| c.physical_id.clone()))
         .ok_or_else(|| missing(id))?;

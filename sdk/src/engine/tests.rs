@@ -1,6 +1,10 @@
 //! The engine against a scripted provider: ordering, parallelism, failures, interrupts and the
 //! adoption of creates whose outcome a run did not learn.
 
+// The handle types the derive generates (`VpcsRefs`, `NetRefs`) have a field per member, and
+// not every member is referred to.
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +24,6 @@ use crate::state::{LocalStore, Outcome, State, Store};
 
 #[derive(crate::Stack)]
 #[graven(crate = "crate", name = "t")]
-#[allow(dead_code)] // the fields are read by the derived code only
 struct Vpcs {
     vpcs: Vec<Vpc>,
 }
@@ -31,7 +34,6 @@ fn vpcs(n: u8) -> Vpcs {
 
 #[derive(crate::Stack)]
 #[graven(crate = "crate", name = "t")]
-#[allow(dead_code)] // the fields are read by the derived code only
 struct Net {
     vpc: Vpc,
     subnets: Vec<Subnet>,
@@ -123,7 +125,7 @@ fn call_of(kind: &str) -> String {
 
 #[async_trait]
 impl Provider for Mock {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "mock"
     }
 

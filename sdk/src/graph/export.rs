@@ -28,7 +28,8 @@ impl DeploymentGraph {
         }
         for n in &self.nodes {
             for &d in &n.dependencies {
-                let _ = writeln!(out, "  {} -> {};", dot_quote(&n.id), dot_quote(&self.nodes[d].id));
+                let _ =
+                    writeln!(out, "  {} -> {};", dot_quote(&n.id), dot_quote(&self.nodes[d].id));
             }
         }
         out.push_str("}\n");
@@ -39,7 +40,12 @@ impl DeploymentGraph {
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("flowchart BT\n");
         for (i, n) in self.nodes.iter().enumerate() {
-            let _ = writeln!(out, "  n{i}[\"{}<br/><small>{}</small>\"]", mermaid_escape(&n.id), n.schema.kind);
+            let _ = writeln!(
+                out,
+                "  n{i}[\"{}<br/><small>{}</small>\"]",
+                mermaid_escape(&n.id),
+                n.schema.kind
+            );
         }
         for (i, n) in self.nodes.iter().enumerate() {
             for &d in &n.dependencies {

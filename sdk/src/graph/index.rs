@@ -72,7 +72,7 @@ fn is_concatenation(id: &str, parts: &[&str]) -> bool {
 }
 
 /// FNV-1a over the bytes of `parts` in sequence, then a multiply-xorshift to spread the bits
-/// the table's mask keeps. Logical ids are short, so a byte-wise hash beats SipHash here.
+/// the table's mask keeps. Logical ids are short, so a byte-wise hash beats `SipHash` here.
 fn hash(parts: &[&str]) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {

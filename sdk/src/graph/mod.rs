@@ -175,14 +175,13 @@ impl Builder {
             problems: Vec::new(),
             serialize_error: None,
         };
-        let index = IdIndex::build(&nodes)
-            .map_err(|i| Error::DuplicateId { id: nodes[i].id.clone() })?;
-        let sorted: BTreeMap<&str, usize> =
-            if pending.iter().any(|p| !p.depends_on.is_empty()) {
-                nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect()
-            } else {
-                BTreeMap::new()
-            };
+        let index =
+            IdIndex::build(&nodes).map_err(|i| Error::DuplicateId { id: nodes[i].id.clone() })?;
+        let sorted: BTreeMap<&str, usize> = if pending.iter().any(|p| !p.depends_on.is_empty()) {
+            nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect()
+        } else {
+            BTreeMap::new()
+        };
 
         let mut deps: Vec<Vec<usize>> = Vec::with_capacity(nodes.len());
         let mut rewrites: Vec<(usize, Vec<(String, String)>)> = Vec::new();
@@ -223,20 +222,15 @@ impl Builder {
                 }
             }
             for prefix in &p.depends_on {
-                let before = d.len();
-                for (id, &t) in sorted.range::<&str, _>((Bound::Included(&**prefix), Bound::Unbounded)) {
-                    let rest = match id.strip_prefix(&**prefix) {
-                        Some(rest) => rest,
-                        None => break,
-                    };
-                    if rest.is_empty() || rest.starts_with('.') || rest.starts_with('[') {
-                        if t != i {
-                            d.push(t);
-                        }
+                // Every resource at `prefix` or under it (`prefix.x`, `prefix[0]`); none for an
+                // empty collection or an absent option.
+                let from = (Bound::Included(&**prefix), Bound::Unbounded);
+                for (id, &t) in sorted.range::<&str, _>(from) {
+                    let Some(rest) = id.strip_prefix(&**prefix) else { break };
+                    let inside = rest.is_empty() || rest.starts_with('.') || rest.starts_with('[');
+                    if inside && t != i {
+                        d.push(t);
                     }
-                }
-                if d.len() == before && !sorted.contains_key(&**prefix) {
-                    // An empty collection or an absent option: nothing to wait for.
                 }
             }
             d.sort_unstable();
@@ -321,12 +315,16 @@ impl DeploymentGraph {
     /// nodes have the same id, [`Error::DanglingReference`] when a dependency is not the index
     /// of a node.
     pub fn from_nodes(stack: &'static str, nodes: Vec<Node>) -> Result<DeploymentGraph> {
-        let index = IdIndex::build(&nodes)
-            .map_err(|i| Error::DuplicateId { id: nodes[i].id.clone() })?;
+        let index =
+            IdIndex::build(&nodes).map_err(|i| Error::DuplicateId { id: nodes[i].id.clone() })?;
         DeploymentGraph::with_index(stack, nodes, index)
     }
 
-    fn with_index(stack: &'static str, nodes: Vec<Node>, index: IdIndex) -> Result<DeploymentGraph> {
+    fn with_index(
+        stack: &'static str,
+        nodes: Vec<Node>,
+        index: IdIndex,
+    ) -> Result<DeploymentGraph> {
         let order = topological_order(&nodes)?;
         Ok(DeploymentGraph { stack, nodes, index, order })
     }

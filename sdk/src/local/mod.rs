@@ -287,15 +287,23 @@ impl LocalCloud {
         f(&guard.model)
     }
 
-    /// Starts API call `call`: counts it, draws its fault and waits its latency.
+    /// Starts API call `call`: counts it, draws its fault and waits the first half of its
+    /// latency (the request's way there; [`LocalCloud::api`] waits the response's way back). A
+    /// faulted call waits both halves.
     async fn enter(&self, call: &'static str) -> provider::Result<Settings> {
         *lock(&self.calls).entry(call).or_insert(0) += 1;
         let (settings, fault) = lock(&self.live).start_call();
-        if !settings.faults.latency.is_zero() {
-            tokio::time::sleep(settings.faults.latency).await;
+        let latency = settings.faults.latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency - latency / 2).await;
         }
         match fault {
-            Some(fault) => Err(fault.into_error(call)),
+            Some(fault) => {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency / 2).await;
+                }
+                Err(fault.into_error(call))
+            }
             None => Ok(settings),
         }
     }
@@ -347,7 +355,14 @@ impl LocalCloud {
         f: impl FnOnce(&mut Model, &Settings) -> std::result::Result<T, Reject> + Send,
     ) -> provider::Result<T> {
         let settings = self.enter(call).await?;
-        self.with_model(&settings, |m| f(m, &settings)).map_err(|e| e.into_error(call))
+        let out = self.with_model(&settings, |m| f(m, &settings)).map_err(|e| e.into_error(call));
+        // The response's way back: a process killed meanwhile has changed the cloud without
+        // hearing of it, as on a real cloud (what idempotency tokens are for).
+        let back = settings.faults.latency / 2;
+        if !back.is_zero() {
+            tokio::time::sleep(back).await;
+        }
+        out
     }
 }
 

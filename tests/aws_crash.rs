@@ -1,0 +1,135 @@
+//! Crash consistency on moto_server: applies of the `web` stack, run as a child process with
+//! `--target aws`, killed with SIGKILL at random moments; each kill is followed by another
+//! apply. After a final apply, the account holds exactly the stack's resources (no orphan, no
+//! duplicate, by the `graven:stack` and `graven:id` tags, across every kind of the catalog),
+//! the state records them, and `plan --detailed-exitcode` finds nothing to do.
+//!
+//! The stack of the local crash test (`apply_stack::Crash`) places its subnets in the local
+//! cloud's zones and runs standalone instances of a `server` image; this test uses the `web`
+//! example instead (every kind a rollout needs: VPC, subnets, security group, launch template,
+//! group), changed from round to round by its inputs so that every apply has work to do: the
+//! image version (a new template version and a roll), the capacity (an update in place), and
+//! the VPC's CIDR block (the whole network replaced, create before destroy).
+
+use std::fs::File;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::apply_support::{Program, Project};
+use crate::aws_web::{Account, WEB_REGION, check_web};
+
+/// Kills to make.
+const KILLS: u32 = 8;
+
+/// Kills land at a random moment within this many milliseconds of the start of an apply.
+const WINDOW_MS: u64 = 1_300;
+
+/// The stack inputs of round `round`.
+fn vars(round: u32) -> [(&'static str, String); 3] {
+    let version = if round % 2 == 0 { "1.4.0" } else { "1.5.0" };
+    let capacity = 2 + (round / 2) % 2;
+    let cidr = if (round / 3) % 2 == 0 { "10.0.0.0/16" } else { "10.1.0.0/16" };
+    [("version", version.to_owned()), ("capacity", capacity.to_string()), ("cidr", cidr.to_owned())]
+}
+
+fn args(round: u32, command: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = ["--target", "aws"].iter().map(|s| (*s).to_owned()).collect();
+    out.extend(command.iter().map(|s| (*s).to_owned()));
+    for (k, v) in vars(round) {
+        out.push("--var".into());
+        out.push(format!("{k}={v}"));
+    }
+    out
+}
+
+#[test]
+fn sigkill_at_random_moments_on_moto_loses_nothing_and_duplicates_nothing() {
+    let account = Account::new("210000000002", WEB_REGION);
+    let images = account.register_images("web", &["1.4.0", "1.5.0"]);
+    let project = Project::new(Program::Web);
+    let seed = std::env::var("GRAVEN_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!(
+        "aws crash test: seed {seed} (rerun with GRAVEN_CRASH_SEED={seed}), project {}",
+        project.root().display()
+    );
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let log = project.root().join("child.log");
+    let started = Instant::now();
+    let (mut kills, mut completed, mut attempt, mut round) = (0u32, 0u32, 0u32, 0u32);
+    let mut longest = Duration::ZERO;
+    let mut adopted = 0; // creates of killed applies found by their token tag and adopted
+    // Each completed apply moves on to the next round, which changes the stack; after a kill,
+    // the next apply resumes the same round or, as often, moves on too (a changed stack on top
+    // of an interrupted apply). So kills land in fresh applies and in applies that resume
+    // killed ones.
+    while kills < KILLS {
+        assert!(
+            attempt < 4 * KILLS,
+            "only {kills} kills in {attempt} attempts (seed {seed}): the applies end too fast"
+        );
+        let args = args(round, &["apply", "--auto-approve"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = project.command(&args);
+        account.env(&mut cmd);
+        let begun = Instant::now();
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("the stack program starts");
+        // An apply of a round on moto takes 0.5 to 1.3 s: the program starts, lists the images,
+        // reads the state's resources back, then works.
+        let kill_at = Duration::from_millis(rng.u64(0..WINDOW_MS));
+        let exited = loop {
+            match child.try_wait().expect("the child's status") {
+                Some(status) => break Some(status),
+                None if begun.elapsed() >= kill_at => break None,
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        eprintln!(
+            "attempt {attempt} (round {round}): {} after {} ms",
+            if exited.is_some() { "completed" } else { "killed" },
+            begun.elapsed().as_millis()
+        );
+        match exited {
+            Some(status) => {
+                let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(
+                    status.success(),
+                    "apply of round {round} failed (seed {seed}, after {kills} kills):\n{stderr}"
+                );
+                longest = longest.max(begun.elapsed());
+                adopted += stderr.matches("adopted `").count();
+                completed += 1;
+                round += 1;
+            }
+            None => {
+                child.kill().expect("SIGKILL"); // `Child::kill` sends SIGKILL on unix
+                child.wait().expect("the child is reaped"); // so its pid no longer looks alive
+                kills += 1;
+                round += u32::from(rng.bool());
+            }
+        }
+        attempt += 1;
+    }
+    let final_args = args(round, &["apply", "--auto-approve"]);
+    let final_args: Vec<&str> = final_args.iter().map(String::as_str).collect();
+    account.run(&project, &final_args).expect_code(0);
+    let vars = vars(round);
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let seen = check_web(&account, &project, &pairs, &images[&vars[0].1]);
+    let plan = args(round, &["plan", "--detailed-exitcode"]);
+    let plan: Vec<&str> = plan.iter().map(String::as_str).collect();
+    account.run(&project, &plan).expect_code(0);
+    let objects: Vec<(&str, usize)> = seen.objects.iter().map(|(k, v)| (*k, v.len())).collect();
+    eprintln!(
+        "aws crash test (seed {seed}): {kills} kills, {completed} applies completed (longest {:.1}s, {adopted} adoptions), {attempt} attempts in {:.1}s; final round {round}: {objects:?} and {} fleet instances",
+        longest.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        seen.fleet_instances.len()
+    );
+}
