@@ -1,16 +1,17 @@
 //! The engine on the local cloud, in-process on tokio's paused clock: a rollout onto an image
-//! that never becomes healthy rolls back, Ctrl-C lets the steps in flight finish, and a roll
-//! cut short by a crash resumes.
+//! that never becomes healthy rolls back, Ctrl-C lets the steps in flight finish, a roll cut
+//! short by a crash resumes, applies cut short at random converge, and the old object of a
+//! replacement cut short is deleted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use graven::engine::{Event, Options};
 use graven::local::{Faults, ImageFault, LocalCloud, Settings};
 use graven::plan::StepAction;
-use graven::provider::{Health, InstanceState, Provider};
-use graven::state::{LocalStore, Outcome, Store};
+use graven::provider::{Create, Health, InstanceState, Provider};
+use graven::state::{Deposed, Entry, LocalStore, Outcome, ResourceState, Store};
 use graven::{DeploymentGraph, Error};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -227,7 +228,7 @@ async fn applies_dropped_at_random_moments_converge_without_duplicates() {
         let store = LocalStore::new(dir.path());
         let _ = store.force_unlock("crash").await.unwrap();
         let run = apply(dir.path(), &cloud, &graph, Options::default());
-        match tokio::time::timeout(Duration::from_millis(rng.u64(0..1500)), run).await {
+        match tokio::time::timeout(Duration::from_millis(rng.u64(0..1000)), run).await {
             Ok(done) => {
                 let report = done.unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
                 assert_eq!(report.state.resources.len(), graph.len());
@@ -239,6 +240,69 @@ async fn applies_dropped_at_random_moments_converge_without_duplicates() {
     let graph = crash_graph(40 / 3);
     LocalStore::new(dir.path()).force_unlock("crash").await.unwrap();
     apply_all(&dir, &cloud, &graph).await;
+    check_converged(dir.path(), &graph);
+    assert!(plan_in(dir.path(), &graph).await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_object_left_by_an_interrupted_replacement_is_deleted_even_if_nothing_else_changes()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = cloud(&dir);
+    let graph = crash_graph(0);
+    apply_all(&dir, &cloud, &graph).await;
+    // What a run killed between a replacement's create and the delete of the old object
+    // leaves (the next run adopts the new object): the new object recorded, the old deposed.
+    let store = LocalStore::new(dir.path());
+    let mut state = store.load("crash").await.unwrap().unwrap();
+    let old = state.resources["instances[0]"].clone();
+    let tags = BTreeMap::from([
+        ("graven:stack".to_owned(), "crash".to_owned()),
+        ("graven:id".to_owned(), old.id.clone()),
+        ("graven:release".to_owned(), "2".to_owned()),
+    ]);
+    let request = Create {
+        id: &old.id,
+        kind: &old.kind,
+        inputs: &old.inputs,
+        token: "0123456789abcdef",
+        tags: &tags,
+    };
+    let new = cloud.create(&request).await.unwrap();
+    let mut replaced = ResourceState {
+        physical_id: new.physical_id.clone(),
+        outputs: new.outputs,
+        token: request.token.to_owned(),
+        ..old.clone()
+    };
+    replaced.deposed.push(Deposed {
+        physical_id: old.physical_id.clone(),
+        inputs: old.inputs.clone(),
+        outputs: old.outputs.clone(),
+        token: old.token.clone(),
+    });
+    let entry = Entry::Put(replaced);
+    store.record("crash", &entry).await.unwrap();
+    state.apply(&entry);
+    assert_eq!(store.save(&state).await.unwrap().serial, 2);
+
+    let plan = plan_in(dir.path(), &graph).await;
+    assert!(!plan.is_empty(), "the old object is still to delete:\n{}", plan.render());
+    assert_eq!(plan.steps.len(), 1);
+    assert_eq!(
+        (plan.steps[0].action, plan.steps[0].physical_id.as_deref()),
+        (StepAction::DeleteDeposed, Some(old.physical_id.as_str()))
+    );
+    assert!(
+        plan.render().contains("1 old object left by an interrupted run to delete"),
+        "{}",
+        plan.render()
+    );
+    apply_all(&dir, &cloud, &graph).await;
+    assert!(
+        cloud.read("aws:ec2:Instance", &[old.physical_id.clone()]).await.unwrap()[0].is_none(),
+        "the old instance is gone"
+    );
     check_converged(dir.path(), &graph);
     assert!(plan_in(dir.path(), &graph).await.is_empty());
 }

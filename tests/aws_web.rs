@@ -1,4 +1,4 @@
-//! The `web` example end to end on moto_server, through its command line: applied, applied
+//! The `web` example end to end on `moto_server`, through its command line: applied, applied
 //! again (a no-op), rolled to a new image version, and destroyed.
 //!
 //! The stack program is the `crash_stack` binary with `GRAVEN_TEST_STACK=web`, which runs the
@@ -133,15 +133,15 @@ impl Account {
                 cmd.env_remove(k);
             }
         }
-        let none = std::env::temp_dir().join("graven-tests-no-aws-config");
+        let none = "/dev/null"; // no profile, no shared credentials
         cmd.env("AWS_ENDPOINT_URL", moto::endpoint())
             .env("AWS_REGION", self.region)
             .env("AWS_ACCESS_KEY_ID", self.credentials.access_key_id())
             .env("AWS_SECRET_ACCESS_KEY", self.credentials.secret_access_key())
             .env("AWS_SESSION_TOKEN", self.credentials.session_token().unwrap_or_default())
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", &none)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &none);
+            .env("AWS_CONFIG_FILE", none)
+            .env("AWS_SHARED_CREDENTIALS_FILE", none);
     }
 
     /// Runs the stack program of `project` with `args` in this account, to its end.
@@ -379,7 +379,7 @@ impl Account {
                 .expect("DescribeInstances");
             out.reservations()
                 .iter()
-                .flat_map(|r| r.instances())
+                .flat_map(aws_sdk_ec2::types::Reservation::instances)
                 .map(|i| {
                     let tags = i
                         .tags()
@@ -441,14 +441,26 @@ pub fn check_web(account: &Account, project: &Project, vars: &[(&str, &str)], im
         "creates left pending: {:?}",
         state.pending.keys().collect::<Vec<_>>()
     );
-    let deposed: Vec<&str> =
-        state.resources.values().filter(|r| !r.deposed.is_empty()).map(|r| r.id.as_str()).collect();
+    let seen = account.seen(stack);
+    // Old objects of replacements still recorded, and whether the cloud still has them (when
+    // it does not, the state lost track of a delete that happened).
+    let deposed: Vec<String> = state
+        .resources
+        .values()
+        .flat_map(|r| {
+            let seen = &seen;
+            r.deposed.iter().map(move |d| {
+                let exists = seen.of(&r.kind).iter().any(|o| o.physical == d.physical_id);
+                let cloud = if exists { "still in the cloud" } else { "gone from the cloud" };
+                format!("{} {} ({cloud})", r.id, d.physical_id)
+            })
+        })
+        .collect();
     assert!(deposed.is_empty(), "old objects left to delete: {deposed:?}");
     let wanted: BTreeSet<&str> = graph.nodes().iter().map(|n| n.id.as_str()).collect();
     let recorded: BTreeSet<&str> = state.resources.keys().map(String::as_str).collect();
     assert_eq!(recorded, wanted, "the state records exactly the stack's resources");
 
-    let seen = account.seen(stack);
     for kind in KINDS {
         let found = seen.of(kind);
         let desired = graph.nodes().iter().filter(|n| n.kind() == kind).count();

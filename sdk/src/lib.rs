@@ -150,4 +150,14 @@ mod book {
     mod attributes {}
     #[doc = include_str!("../../book/src/design.md")]
     mod design {}
+    #[doc = include_str!("../../book/src/getting-started.md")]
+    mod getting_started {}
+    #[doc = include_str!("../../book/src/plans.md")]
+    mod plans {}
+    #[doc = include_str!("../../book/src/testing.md")]
+    mod testing {}
+    #[doc = include_str!("../../book/src/applying.md")]
+    mod applying {}
+    #[doc = include_str!("../../book/src/rollouts.md")]
+    mod rollouts {}
 }

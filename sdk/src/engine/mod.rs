@@ -344,6 +344,7 @@ impl Engine {
             options: self.options.clone(),
             stack: plan.stack.clone(),
             state: Mutex::new(state),
+            writes: tokio::sync::Mutex::new(()),
             release: number,
         });
         let (summary, failure) = run_steps(&shared, plan).await;
@@ -428,6 +429,8 @@ struct Shared {
     options: Options,
     stack: String,
     state: Mutex<State>,
+    /// Held by the steps that read a resource's record, change it and record it again.
+    writes: tokio::sync::Mutex<()>,
     release: u64,
 }
 
@@ -723,12 +726,25 @@ async fn delete(shared: &Shared, id: &str, work: &Work, deposed: bool) -> Result
         .or_else(|| current.as_ref().map(|c| c.physical_id.clone()))
         .ok_or_else(|| missing(id))?;
     shared.call(id, "delete", || shared.provider.delete(&kind, &physical)).await?;
-    match current {
-        Some(mut c) if deposed || c.physical_id != physical => {
+    // The deletes of one resource (its current object, old ones) run at once: each reads the
+    // resource, changes it and records it under `writes`, so that none undoes another's record
+    // (an old object recorded again after it was deleted, a resource recorded again after it
+    // was removed).
+    let _writing = shared.writes.lock().await;
+    let entry = shared.snapshot(|s| {
+        let c = s.resources.get(id)?;
+        if !deposed && c.physical_id == physical {
+            Some(Entry::Remove { id: id.to_owned() })
+        } else if c.deposed.iter().any(|d| d.physical_id == physical) {
+            let mut c = c.clone();
             c.deposed.retain(|d| d.physical_id != physical);
-            shared.record(Entry::Put(c)).await
+            Some(Entry::Put(c))
+        } else {
+            None
         }
-        Some(_) => shared.record(Entry::Remove { id: id.to_owned() }).await,
+    });
+    match entry {
+        Some(entry) => shared.record(entry).await,
         None => Ok(()),
     }
 }

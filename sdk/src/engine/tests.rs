@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::plan::{self, Plan};
 use crate::provider::{self, Create, ErrorKind, Instance, Observed, Provider};
 use crate::stack::Stack;
-use crate::state::{LocalStore, Outcome, State, Store};
+use crate::state::{Deposed, Entry, LocalStore, Outcome, State, Store};
 
 #[derive(crate::Stack)]
 #[graven(crate = "crate", name = "t")]
@@ -185,6 +185,9 @@ impl Provider for Mock {
     }
 
     async fn delete(&self, _: &str, id: &str) -> provider::Result<()> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         self.log.lock().unwrap().push(format!("delete {id}"));
         self.objects.lock().unwrap().retain(|_, (physical, _, _)| physical != id);
         Ok(())
@@ -459,4 +462,45 @@ async fn a_plan_made_against_another_serial_is_refused() {
     let e = engine.apply(&plan, state).await.unwrap_err();
     assert!(e.to_string().contains("the state moved since the plan was made"), "{e}");
     assert_eq!(rig.mock.objects.lock().unwrap().len(), 1, "nothing was created twice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_objects_deleted_at_once_are_all_forgotten() {
+    let rig = Rig::new(Mock { latency: Duration::from_millis(10), ..Mock::default() });
+    let engine = rig.engine(options());
+    let (state, plan, _) = rig.prepare(&engine, &vpcs(1)).await;
+    let mut state = engine.apply(&plan, state).await.unwrap().state;
+    // Old objects that interrupted create-before-destroy replacements of `vpcs[0]` left.
+    let mut r = state.resources["vpcs[0]"].clone();
+    for old in ["old-1", "old-2", "old-3"] {
+        r.deposed.push(Deposed {
+            physical_id: old.to_owned(),
+            inputs: Map::new(),
+            outputs: Map::new(),
+            token: format!("tok-{old}"),
+        });
+    }
+    let store = rig.store();
+    assert!(store.load("t").await.unwrap().is_some());
+    let entry = Entry::Put(r);
+    store.record("t", &entry).await.unwrap();
+    state.apply(&entry);
+    assert_eq!(store.save(&state).await.unwrap().serial, 2);
+
+    let engine = rig.engine(options());
+    let (state, plan, _) = rig.prepare(&engine, &vpcs(1)).await;
+    assert!(!plan.is_empty(), "the old objects are still to delete");
+    assert_eq!(plan.steps.len(), 3);
+    let report = engine.apply(&plan, state).await.unwrap();
+    assert_eq!(report.summary["delete_old"], 3);
+    let deletes = rig.mock.log().into_iter().filter(|l| l.starts_with("delete old-")).count();
+    assert_eq!(deletes, 3);
+    let saved = rig.saved().await;
+    assert!(
+        saved.resources["vpcs[0]"].deposed.is_empty(),
+        "every delete is recorded: {:?}",
+        saved.resources["vpcs[0]"].deposed
+    );
+    let (_, plan, _) = rig.prepare(&rig.engine(options()), &vpcs(1)).await;
+    assert!(plan.is_empty(), "{}", plan.render());
 }

@@ -224,9 +224,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Whether the plan changes nothing.
+    /// Whether the plan changes nothing: no change, and no old object of an interrupted
+    /// create-before-destroy replacement left to delete.
     pub fn is_empty(&self) -> bool {
-        self.summary.is_empty()
+        self.summary.is_empty() && self.steps.is_empty()
     }
 
     /// The change of resource `id`, if it changes.

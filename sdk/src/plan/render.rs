@@ -50,9 +50,9 @@ impl Plan {
             out.push('\n');
         }
         let s = &self.summary;
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "\nPlan: {} to create, {} to replace, {} to update, {} to delete, {} {} to roll.",
+            "\nPlan: {} to create, {} to replace, {} to update, {} to delete, {} {} to roll",
             s.create,
             s.replace,
             s.update,
@@ -60,6 +60,16 @@ impl Plan {
             s.roll,
             if s.roll == 1 { "fleet" } else { "fleets" }
         );
+        // Old objects of replacements an interrupted run did not get to delete (the old object
+        // of each of this plan's create-before-destroy replacements is counted in `replace`).
+        let deposed = self.steps.iter().filter(|s| s.action == StepAction::DeleteDeposed).count();
+        let replacing =
+            self.changes.iter().filter(|c| c.action == Action::Replace && !c.destroy_before_create).count();
+        let old = deposed.saturating_sub(replacing);
+        if old > 0 {
+            let _ = write!(out, ", {old} old {} left by an interrupted run to delete", if old == 1 { "object" } else { "objects" });
+        }
+        out.push_str(".\n");
         out
     }
 
