@@ -300,7 +300,8 @@ async fn an_old_object_left_by_an_interrupted_replacement_is_deleted_even_if_not
     );
     apply_all(&dir, &cloud, &graph).await;
     assert!(
-        cloud.read("aws:ec2:Instance", &[old.physical_id.clone()]).await.unwrap()[0].is_none(),
+        cloud.read("aws:ec2:Instance", std::slice::from_ref(&old.physical_id)).await.unwrap()[0]
+            .is_none(),
         "the old instance is gone"
     );
     check_converged(dir.path(), &graph);

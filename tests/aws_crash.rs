@@ -65,7 +65,6 @@ fn sigkill_at_random_moments_on_moto_loses_nothing_and_duplicates_nothing() {
         project.root().display()
     );
     let mut rng = fastrand::Rng::with_seed(seed);
-    let log = project.root().join("child.log");
     let started = Instant::now();
     let (mut kills, mut completed, mut attempt, mut round) = (0u32, 0u32, 0u32, 0u32);
     let mut longest = Duration::ZERO;
@@ -83,6 +82,8 @@ fn sigkill_at_random_moments_on_moto_loses_nothing_and_duplicates_nothing() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut cmd = project.command(&args);
         account.env(&mut cmd);
+        // Each attempt's log is kept in the project (kept itself when the test fails).
+        let log = project.root().join(format!("attempt-{attempt}.log"));
         let begun = Instant::now();
         let mut child = cmd
             .stdout(Stdio::null())
@@ -151,16 +152,16 @@ fn sigkill_at_random_moments_on_moto_loses_nothing_and_duplicates_nothing() {
 /// Old objects of replacements the state records but the cloud no longer has, as `id physical`.
 fn stale_deposed(account: &Account, project: &Project) -> Vec<String> {
     let state = project.state().expect("a state");
-    let seen = account.seen(project.stack());
-    let mut stale = Vec::new();
+    let cloud = account.seen(project.stack());
+    let mut gone = Vec::new();
     for r in state.resources.values() {
         for d in &r.deposed {
-            if !seen.of(&r.kind).iter().any(|o| o.physical == d.physical_id) {
-                stale.push(format!("{} {}", r.id, d.physical_id));
+            if !cloud.of(&r.kind).iter().any(|o| o.physical == d.physical_id) {
+                gone.push(format!("{} {}", r.id, d.physical_id));
             }
         }
     }
-    stale
+    gone
 }
 
 /// Applies `round` with its stack inputs but `cidr`, and kills the apply when the fleet's roll
@@ -176,17 +177,17 @@ fn interrupted_replacement(account: &Account, project: &Project, cidr: &str) {
     let mut child =
         cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("the stack program starts");
     let stderr = std::io::BufReader::new(child.stderr.take().expect("its stderr"));
-    let mut seen = Vec::new();
+    let mut printed = Vec::new();
     for line in stderr.lines() {
         let line = line.expect("a line");
         if line.contains("roll fleet: started") {
             child.kill().expect("SIGKILL");
             break;
         }
-        seen.push(line);
+        printed.push(line);
     }
     let status = child.wait().expect("the child is reaped");
-    assert!(status.code().is_none(), "the apply ended before its roll:\n{}", seen.join("\n"));
+    assert!(status.code().is_none(), "the apply ended before its roll:\n{}", printed.join("\n"));
     let state = project.state().expect("a state");
     let vpc = &state.resources["vpc"];
     assert_eq!(vpc.deposed.len(), 1, "the old VPC is left to delete: {vpc:?}");
@@ -238,4 +239,58 @@ fn destroy_after_an_interrupted_replacement_forgets_everything() {
         .map(|r| format!("{} {} (+{} old)", r.id, r.physical_id, r.deposed.len()))
         .collect();
     assert!(left.is_empty(), "the state still records {left:?}\n{}", run.stdout);
+}
+
+#[test]
+fn scratch_kill_at_fleet_create() {
+    let delay: u64 = std::env::var("SCRATCH_DELAY").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let load = Account::new("229999999999", WEB_REGION);
+    let ec2 = load.ec2.clone();
+    for _ in 0..6 {
+        let ec2 = ec2.clone();
+        load.rt.spawn(async move {
+            loop {
+                let _ = ec2.describe_images().owners("amazon").send().await;
+            }
+        });
+    }
+    for i in 0..10 {
+        let account = Account::new(&format!("2200000000{i:02}"), WEB_REGION);
+        account.register_images("web", &["1.4.0", "1.5.0"]);
+        let project = Project::new(Program::Web);
+        let a = args(0, &["apply", "--auto-approve"]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut cmd = project.command(&a);
+        account.env(&mut cmd);
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if line.contains("create fleet: started") {
+                std::thread::sleep(Duration::from_millis(delay));
+                child.kill().unwrap();
+                break;
+            }
+        }
+        child.wait().unwrap();
+        let st = project.state().unwrap();
+        eprintln!(
+            "{i}: pending {:?} fleet {:?}",
+            st.pending.keys().collect::<Vec<_>>(),
+            st.resources.get("fleet").map(|r| &r.physical_id)
+        );
+        let run = account.run(&project, &a);
+        eprintln!(
+            "{}",
+            run.stderr.lines().filter(|l| l.contains("adopt")).collect::<Vec<_>>().join("\n")
+        );
+        let seen = account.seen("web");
+        eprintln!(
+            "{i}: groups {:?}",
+            seen.of("aws:autoscaling:AutoScalingGroup")
+                .iter()
+                .map(|o| &o.physical)
+                .collect::<Vec<_>>()
+        );
+    }
 }

@@ -465,10 +465,23 @@ pub fn check_web(account: &Account, project: &Project, vars: &[(&str, &str)], im
         let found = seen.of(kind);
         let desired = graph.nodes().iter().filter(|n| n.kind() == kind).count();
         let ids: Vec<&str> = found.iter().map(|o| o.id.as_str()).collect();
+        let detail: Vec<String> = found
+            .iter()
+            .map(|o| {
+                let tag = |k: &str| o.tags.get(k).cloned().unwrap_or_default();
+                format!(
+                    "{} {} (release {}, token {})",
+                    o.id,
+                    o.physical,
+                    tag(tags::RELEASE),
+                    tag(tags::TOKEN)
+                )
+            })
+            .collect();
         assert_eq!(
             found.len(),
             desired,
-            "{kind}: {} objects of the stack, {desired} declared: {ids:?}",
+            "{kind}: {} objects of the stack, {desired} declared: {detail:?}",
             found.len()
         );
         let unique: BTreeSet<&str> = ids.iter().copied().collect();

@@ -84,7 +84,8 @@ fn site(bastion: bool, database: bool) -> Site {
         vpc: Vpc::new("10.0.0.0/16".parse().unwrap()),
         subnet: Subnet::new(r.vpc.id(), "10.0.1.0/24".parse().unwrap(), "eu-west-2a"),
         bastion: bastion.then(|| Instance::new(image.clone(), r.subnet.id())),
-        database: database.then(|| Instance::new(image.clone(), r.subnet.id()).instance_type("r6g.large")),
+        database: database
+            .then(|| Instance::new(image.clone(), r.subnet.id()).instance_type("r6g.large")),
     }
 }
 
@@ -125,7 +126,8 @@ fn secrets_render_as_secret_and_never_as_values() {
         template: LaunchTemplate,
     }
     let image = testing::release().image("web", "=1.4.0").unwrap();
-    let stack = WithSecret { template: LaunchTemplate::new(image).user_data(Secret::named("bootstrap")) };
+    let stack =
+        WithSecret { template: LaunchTemplate::new(image).user_data(Secret::named("bootstrap")) };
     let plan = graven::plan(&stack, &State::new("with_secret")).unwrap();
     let text = plan.render();
     assert!(text.contains("user_data") && text.contains("(secret)"), "{text}");

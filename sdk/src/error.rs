@@ -73,7 +73,9 @@ pub enum Error {
     },
 
     /// A reference names an output the resource kind does not have.
-    #[error("`{from}` reads output `{output}` of `{to}`, but kind `{kind}` has no such output; its outputs are {known}")]
+    #[error(
+        "`{from}` reads output `{output}` of `{to}`, but kind `{kind}` has no such output; its outputs are {known}"
+    )]
     UnknownOutput {
         /// The referring resource.
         from: String,
@@ -127,7 +129,9 @@ pub enum Error {
     },
 
     /// The state is locked by another run.
-    #[error("state of stack `{stack}` is locked by {holder}; wait for that run to finish, or if it died run `state unlock --force`")]
+    #[error(
+        "state of stack `{stack}` is locked by {holder}; wait for that run to finish, or if it died run `state unlock --force`"
+    )]
     Locked {
         /// The stack.
         stack: String,
@@ -140,7 +144,9 @@ pub enum Error {
     Plan(String),
 
     /// A protected resource would be destroyed.
-    #[error("`{id}` is protected and the plan would destroy it ({why}); remove `protect` from it first, or keep it in the stack")]
+    #[error(
+        "`{id}` is protected and the plan would destroy it ({why}); remove `protect` from it first, or keep it in the stack"
+    )]
     Protected {
         /// The logical id.
         id: String,

@@ -84,14 +84,18 @@ pub use value::{Secret, Value};
 /// The stack's graph cannot be built (invalid inputs, dangling references, cycles), or the
 /// plan would destroy a protected resource.
 pub fn plan<S: Stack>(stack: &S, state: &state::State) -> Result<Plan> {
-    plan::plan_graph(&stack.graph()?, state, &plan::Options::new().images(release::builtin_images()))
+    plan::plan_graph(
+        &stack.graph()?,
+        state,
+        &plan::Options::new().images(release::builtin_images()),
+    )
 }
 
+/// `#[derive(Outputs)]`: the typed outputs of a resource kind, and their handle.
+pub use graven_macros::Outputs;
 /// `#[derive(Resource)]`: a struct that describes one resource kind. See the book's
 /// "Resources" chapter for every attribute.
 pub use graven_macros::Resource;
-/// `#[derive(Outputs)]`: the typed outputs of a resource kind, and their handle.
-pub use graven_macros::Outputs;
 /// `#[derive(Stack)]`: a struct whose fields are resources and nested stacks.
 pub use graven_macros::Stack;
 

@@ -110,10 +110,22 @@ impl Rollout {
         match self {
             Rollout::Rolling(r) => {
                 if r.min_healthy_percent > 100 {
-                    out.push(problem(field, format!("`min_healthy_percent` is {}; it must be at most 100", r.min_healthy_percent)));
+                    out.push(problem(
+                        field,
+                        format!(
+                            "`min_healthy_percent` is {}; it must be at most 100",
+                            r.min_healthy_percent
+                        ),
+                    ));
                 }
                 if r.max_healthy_percent < 100 || r.max_healthy_percent > 200 {
-                    out.push(problem(field, format!("`max_healthy_percent` is {}; it must be between 100 and 200", r.max_healthy_percent)));
+                    out.push(problem(
+                        field,
+                        format!(
+                            "`max_healthy_percent` is {}; it must be between 100 and 200",
+                            r.max_healthy_percent
+                        ),
+                    ));
                 }
                 if r.min_healthy_percent == 100 && r.max_healthy_percent == 100 {
                     out.push(problem(field, "with `min_healthy_percent` 100 and `max_healthy_percent` 100 no instance can ever be replaced; raise `max_healthy_percent` or lower `min_healthy_percent`"));

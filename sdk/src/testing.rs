@@ -55,11 +55,7 @@ pub fn applied_graph(graph: &DeploymentGraph) -> State {
         let node = &graph.nodes()[i];
         let physical_id = fake_physical_id(graph.stack(), node);
         let outputs = fake_outputs(graph.stack(), node, &physical_id);
-        let inputs = node
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), resolve(v, &state)))
-            .collect();
+        let inputs = node.inputs.iter().map(|(k, v)| (k.clone(), resolve(v, &state))).collect();
         let r = ResourceState {
             id: node.id.clone(),
             kind: node.kind().to_owned(),
@@ -100,7 +96,8 @@ fn prefix(kind: &str) -> String {
 
 fn fake_physical_id(stack: &str, node: &Node) -> String {
     if node.kind() == "aws:autoscaling:AutoScalingGroup" {
-        let id: String = node.id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let id: String =
+            node.id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         return format!("{stack}-{id}");
     }
     format!("{}-{}", prefix(node.kind()), &hex(&format!("{stack}/{}", node.id))[..17])
@@ -111,7 +108,10 @@ fn fake_outputs(stack: &str, node: &Node, physical: &str) -> Map<String, Json> {
     for (n, o) in node.schema.outputs.iter().enumerate() {
         let v = match o.ty {
             "LaunchTemplateVersion" => Json::from(1),
-            "Arn" => Json::from(format!("arn:aws:{}:eu-west-2:000000000000:{physical}", prefix(node.kind()))),
+            "Arn" => Json::from(format!(
+                "arn:aws:{}:eu-west-2:000000000000:{physical}",
+                prefix(node.kind())
+            )),
             "String" if o.name == "private_ip" => {
                 let h = Sha256::digest(format!("{stack}/{}", node.id).as_bytes());
                 Json::from(format!("10.0.{}.{}", h[0], h[1].max(4)))
@@ -126,11 +126,18 @@ fn fake_outputs(stack: &str, node: &Node, physical: &str) -> Map<String, Json> {
 
 fn resolve(v: &Json, state: &State) -> Json {
     if let Some((res, out)) = as_reference(v) {
-        return state.resources.get(res).and_then(|r| r.outputs.get(out)).cloned().unwrap_or(Json::Null);
+        return state
+            .resources
+            .get(res)
+            .and_then(|r| r.outputs.get(out))
+            .cloned()
+            .unwrap_or(Json::Null);
     }
     match v {
         Json::Array(a) => Json::Array(a.iter().map(|x| resolve(x, state)).collect()),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, x)| (k.clone(), resolve(x, state))).collect()),
+        Json::Object(m) => {
+            Json::Object(m.iter().map(|(k, x)| (k.clone(), resolve(x, state))).collect())
+        }
         other => other.clone(),
     }
 }

@@ -275,6 +275,18 @@ macro_rules! no_refs {
 }
 
 no_refs!(
-    bool, u8, u16, u32, u64, i32, i64, f64, String, Secret,
-    ipnet::Ipv4Net, ipnet::IpNet, semver::Version, std::time::Duration
+    bool,
+    u8,
+    u16,
+    u32,
+    u64,
+    i32,
+    i64,
+    f64,
+    String,
+    Secret,
+    ipnet::Ipv4Net,
+    ipnet::IpNet,
+    semver::Version,
+    std::time::Duration
 );

@@ -39,7 +39,10 @@ impl Web {
             message: format!("{cidr} is too small for two /24 subnets; use a /16 to /23"),
         })?;
         let (Some(_), Some(a), Some(b)) = (blocks.next(), blocks.next(), blocks.next()) else {
-            return Err(Error::Var { name: "cidr".into(), message: format!("{cidr} holds fewer than three /24 blocks; use a /16 to /22") });
+            return Err(Error::Var {
+                name: "cidr".into(),
+                message: format!("{cidr} holds fewer than three /24 blocks; use a /16 to /22"),
+            });
         };
         Ok(Web {
             vpc: Vpc::new(cidr).tag("tier", "web"),

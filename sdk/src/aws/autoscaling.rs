@@ -80,9 +80,8 @@ impl AutoScalingGroup {
     /// version, also call [`AutoScalingGroup::launch_template`]. Capacity defaults to 1/1/1.
     pub fn new(version: impl Into<Value<LaunchTemplateVersion>>) -> AutoScalingGroup {
         let version = version.into();
-        let launch_template_id = version
-            .reference()
-            .map(|r| Value::Ref(Reference::new(r.resource().into(), "id")));
+        let launch_template_id =
+            version.reference().map(|r| Value::Ref(Reference::new(r.resource().into(), "id")));
         AutoScalingGroup {
             name: None,
             launch_template_id,
@@ -123,7 +122,10 @@ impl AutoScalingGroup {
 
     /// Sets the subnets instances launch into.
     #[must_use]
-    pub fn subnets<S: Into<Value<SubnetId>>>(mut self, subnets: impl IntoIterator<Item = S>) -> AutoScalingGroup {
+    pub fn subnets<S: Into<Value<SubnetId>>>(
+        mut self,
+        subnets: impl IntoIterator<Item = S>,
+    ) -> AutoScalingGroup {
         self.subnet_ids = subnets.into_iter().map(Into::into).collect();
         self
     }
@@ -162,7 +164,10 @@ impl AutoScalingGroup {
             ));
         }
         if self.subnet_ids.is_empty() {
-            out.push(problem("subnet_ids", "a group needs at least one subnet; call `.subnets([...])`"));
+            out.push(problem(
+                "subnet_ids",
+                "a group needs at least one subnet; call `.subnets([...])`",
+            ));
         }
         if self.launch_template_id.is_none() {
             out.push(problem(
@@ -176,7 +181,10 @@ impl AutoScalingGroup {
             }
         }
         if self.health_check_grace_period > 7200 {
-            out.push(problem("health_check_grace_period", "the grace period is at most 7200 seconds"));
+            out.push(problem(
+                "health_check_grace_period",
+                "the grace period is at most 7200 seconds",
+            ));
         }
         out.extend(self.rollout.validate("rollout"));
         validate_tags("tags", &self.tags, &mut out);

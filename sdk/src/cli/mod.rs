@@ -161,10 +161,16 @@ fn parse_vars(given: &[String]) -> Result<BTreeMap<String, String>> {
     }
     for g in given {
         let Some((k, v)) = g.split_once('=') else {
-            return Err(Error::Var { name: g.clone(), message: format!("`--var {g}` has no `=`; write `--var {g}=VALUE`") });
+            return Err(Error::Var {
+                name: g.clone(),
+                message: format!("`--var {g}` has no `=`; write `--var {g}=VALUE`"),
+            });
         };
         if k.is_empty() {
-            return Err(Error::Var { name: String::new(), message: format!("`--var {g}` has no name; write `--var NAME={v}`") });
+            return Err(Error::Var {
+                name: String::new(),
+                message: format!("`--var {g}` has no name; write `--var NAME={v}`"),
+            });
         }
         vars.insert(k.to_owned(), v.to_owned());
     }
@@ -238,10 +244,13 @@ where
 
     match cli.command {
         Command::Graph { format } => {
-            print!("{}", match format {
-                GraphFormat::Dot => graph.to_dot(),
-                GraphFormat::Mermaid => graph.to_mermaid(),
-            });
+            print!(
+                "{}",
+                match format {
+                    GraphFormat::Dot => graph.to_dot(),
+                    GraphFormat::Mermaid => graph.to_mermaid(),
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { out, json, detailed_exitcode } => {
@@ -260,15 +269,25 @@ where
             }
             if let Some(path) = out {
                 let text = serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default();
-                std::fs::write(&path, text).map_err(|e| Error::io("cannot write the plan to", &path, e))?;
-                eprintln!("saved the plan to {}; apply it with `apply {}`", path.display(), path.display());
+                std::fs::write(&path, text)
+                    .map_err(|e| Error::io("cannot write the plan to", &path, e))?;
+                eprintln!(
+                    "saved the plan to {}; apply it with `apply {}`",
+                    path.display(),
+                    path.display()
+                );
             }
-            Ok(if detailed_exitcode && !plan.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+            Ok(if detailed_exitcode && !plan.is_empty() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Apply { plan: saved, auto_approve } => {
             let saved = match saved {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read the plan", &path, e))?;
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| Error::io("cannot read the plan", &path, e))?;
                     Some(Plan::from_json(&text)?)
                 }
                 None => None,
@@ -291,8 +310,10 @@ where
                 println!("stack `{name}` has no releases yet");
             }
             for r in &state.releases {
-                let summary: Vec<String> = r.summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
-                let images: Vec<String> = r.images.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let summary: Vec<String> =
+                    r.summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                let images: Vec<String> =
+                    r.images.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 println!(
                     "#{:<4} {} {:<8} {:<11} {}{}{}",
                     r.number,
@@ -300,7 +321,11 @@ where
                     r.operation,
                     format!("{:?}", r.outcome).to_lowercase(),
                     summary.join(", "),
-                    if images.is_empty() { String::new() } else { format!("  [{}]", images.join(", ")) },
+                    if images.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [{}]", images.join(", "))
+                    },
                     r.error.as_ref().map(|e| format!("  error: {e}")).unwrap_or_default(),
                 );
             }
@@ -375,7 +400,9 @@ async fn execute_locked(
     }
     let signal = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: letting the steps in flight finish, then saving state (Ctrl-C again to abandon them)");
+            eprintln!(
+                "\ninterrupted: letting the steps in flight finish, then saving state (Ctrl-C again to abandon them)"
+            );
             let _ = stop_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -389,7 +416,8 @@ async fn execute_locked(
     let _ = painter.await;
     signal.abort();
     let report = result?;
-    let done: Vec<String> = report.summary.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
+    let done: Vec<String> =
+        report.summary.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
     println!(
         "\n{} release #{} of stack `{stack}`: {}.",
         paint("Applied", "1;32", colour()),
@@ -412,7 +440,10 @@ fn confirm(plan: &Plan) -> Result<()> {
     eprint!("\nDo you want to {verb} these changes? Only `yes` goes ahead: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::io("cannot read the answer from", "stdin", e))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("cannot read the answer from", "stdin", e))?;
     if answer.trim() != "yes" {
         return Err(Error::Plan(format!("{verb} cancelled: nothing was changed")));
     }
@@ -427,7 +458,11 @@ async fn state_command(t: &Target_, stack: &str, command: StateCommand) -> Resul
                 return Ok(ExitCode::SUCCESS);
             };
             for r in state.resources.values() {
-                let deposed = if r.deposed.is_empty() { String::new() } else { format!("  (+{} old)", r.deposed.len()) };
+                let deposed = if r.deposed.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (+{} old)", r.deposed.len())
+                };
                 println!("{:<30} {:<36} {}{deposed}", r.id, r.kind, r.physical_id);
             }
             for p in state.pending.values() {
@@ -439,7 +474,10 @@ async fn state_command(t: &Target_, stack: &str, command: StateCommand) -> Resul
             let state = t.store.load(stack).await?.unwrap_or_else(|| State::new(stack));
             let Some(r) = state.resources.get(&id) else {
                 let known: Vec<&str> = state.resources.keys().map(String::as_str).collect();
-                return Err(Error::Plan(format!("no resource `{id}` in the state of `{stack}`; it records {}", known.join(", "))));
+                return Err(Error::Plan(format!(
+                    "no resource `{id}` in the state of `{stack}`; it records {}",
+                    known.join(", ")
+                )));
             };
             println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
@@ -452,7 +490,10 @@ async fn state_command(t: &Target_, stack: &str, command: StateCommand) -> Resul
                     println!("removed the lock of `{stack}` held by {info}");
                 }
                 Some(info) => {
-                    return Err(Error::Locked { stack: stack.to_owned(), holder: format!("{info} (pass `--force` to remove it)") });
+                    return Err(Error::Locked {
+                        stack: stack.to_owned(),
+                        holder: format!("{info} (pass `--force` to remove it)"),
+                    });
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -46,7 +46,9 @@ async fn lines(rx: &mut mpsc::UnboundedReceiver<Event>) {
             Event::Finished { id, action, elapsed } => {
                 format!("{} {id}: done in {:.1}s", verb(action), elapsed.as_secs_f64())
             }
-            Event::Failed { id, action, error } => format!("{} {id}: FAILED: {error}", verb(action)),
+            Event::Failed { id, action, error } => {
+                format!("{} {id}: FAILED: {error}", verb(action))
+            }
             Event::Retrying { id, call, attempt, delay, error } => {
                 format!("{id}: {call} retry {attempt} in {}ms ({error})", delay.as_millis())
             }
@@ -63,8 +65,9 @@ async fn bars(rx: &mut mpsc::UnboundedReceiver<Event>, total: usize) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let main_style = ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let main_style =
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     let overall = multi.add(ProgressBar::new(total as u64).with_style(main_style));
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     while let Some(e) = rx.recv().await {
@@ -80,7 +83,11 @@ async fn bars(rx: &mut mpsc::UnboundedReceiver<Event>, total: usize) {
                     bar.finish_and_clear();
                 }
                 overall.inc(1);
-                let _ = multi.println(format!("  {} {id} ({:.1}s)", verb(action), elapsed.as_secs_f64()));
+                let _ = multi.println(format!(
+                    "  {} {id} ({:.1}s)",
+                    verb(action),
+                    elapsed.as_secs_f64()
+                ));
             }
             Event::Failed { id, action, error } => {
                 if let Some(bar) = bars.remove(&id) {
@@ -100,7 +107,9 @@ async fn bars(rx: &mut mpsc::UnboundedReceiver<Event>, total: usize) {
                 let _ = multi.println(format!("  fleet {id}: {message}"));
             }
             Event::Adopted { id, physical_id } => {
-                let _ = multi.println(format!("  {id}: adopted {physical_id}, created by an interrupted run"));
+                let _ = multi.println(format!(
+                    "  {id}: adopted {physical_id}, created by an interrupted run"
+                ));
             }
         }
     }

@@ -32,7 +32,9 @@ pub use retry::{Limiter, Retry};
 use crate::error::{Error, Result};
 use crate::plan::{Action, Change, Operation, Plan, Step, StepAction};
 use crate::provider::{self, Category, Create, Provider, tags};
-use crate::state::{Deposed, Entry, Intent, Outcome, ReleaseRecord, ResourceState, State, Store, now};
+use crate::state::{
+    Deposed, Entry, Intent, Outcome, ReleaseRecord, ResourceState, State, Store, now,
+};
 
 /// What the engine reports as it goes (for progress bars and logs).
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +179,11 @@ impl Options {
     }
 
     /// Records the stack inputs and images with the release.
-    pub fn release_info(mut self, vars: BTreeMap<String, String>, images: BTreeMap<String, String>) -> Options {
+    pub fn release_info(
+        mut self,
+        vars: BTreeMap<String, String>,
+        images: BTreeMap<String, String>,
+    ) -> Options {
         self.vars = vars;
         self.images = images;
         self
@@ -211,7 +217,11 @@ impl Engine {
     }
 
     /// An engine with `options`.
-    pub fn with_options(provider: Arc<dyn Provider>, store: Arc<dyn Store>, options: Options) -> Engine {
+    pub fn with_options(
+        provider: Arc<dyn Provider>,
+        store: Arc<dyn Store>,
+        options: Options,
+    ) -> Engine {
         let limits = [Category::Describe, Category::Mutate, Category::Launch]
             .into_iter()
             .filter_map(|c| provider.rate_limit(c).map(|l| (c, l)));
@@ -264,11 +274,17 @@ impl Engine {
                     id: intent.id.clone(),
                     kind: intent.kind.clone(),
                     physical_id: o.physical_id.clone(),
-                    inputs: if intent.inputs.is_empty() { o.inputs.clone() } else { intent.inputs.clone() },
+                    inputs: if intent.inputs.is_empty() {
+                        o.inputs.clone()
+                    } else {
+                        intent.inputs.clone()
+                    },
                     outputs: o.outputs.clone(),
                     dependencies: intent.dependencies.clone(),
                     protect: previous.as_ref().is_some_and(|p| p.protect),
-                    destroy_before_create: previous.as_ref().is_some_and(|p| p.destroy_before_create),
+                    destroy_before_create: previous
+                        .as_ref()
+                        .is_some_and(|p| p.destroy_before_create),
                     token: intent.token.clone(),
                     created_at: at.clone(),
                     updated_at: at,
@@ -305,7 +321,10 @@ impl Engine {
     /// finished and the state is saved; [`Error::Interrupted`].
     pub async fn apply(&self, plan: &Plan, mut state: State) -> Result<Report> {
         if plan.stack != state.stack {
-            return Err(Error::Plan(format!("the plan is for stack `{}`, the state for `{}`", plan.stack, state.stack)));
+            return Err(Error::Plan(format!(
+                "the plan is for stack `{}`, the state for `{}`",
+                plan.stack, state.stack
+            )));
         }
         let lineage_moved = plan.basis.lineage.as_ref().is_some_and(|l| *l != state.lineage);
         if lineage_moved || plan.basis.serial != state.serial {
@@ -351,7 +370,8 @@ impl Engine {
         let Ok(shared) = Arc::try_unwrap(shared) else {
             return Err(Error::Plan("internal: steps still running after the apply".into()));
         };
-        let mut state = shared.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state =
+            shared.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         record.finished_at = Some(now());
         record.summary.clone_from(&summary);
         record.outcome = match &failure {
@@ -388,9 +408,9 @@ struct Work {
 impl Work {
     fn new(shared: &Shared, step: &Step, change: Option<&Change>) -> Work {
         let resolved = match (step.action, change) {
-            (StepAction::Create | StepAction::Update | StepAction::Roll, Some(c)) => {
-                Some(shared.snapshot(|s| resolve::resolve(&c.id, &c.inputs, s, &shared.options.secrets)))
-            }
+            (StepAction::Create | StepAction::Update | StepAction::Roll, Some(c)) => Some(
+                shared.snapshot(|s| resolve::resolve(&c.id, &c.inputs, s, &shared.options.secrets)),
+            ),
             _ => None,
         };
         Work {
@@ -415,7 +435,9 @@ impl Work {
 
     /// The change and the resolved inputs of a create or an update.
     fn take(&mut self) -> Result<(&Change, Resolved)> {
-        let missing = || Error::Plan(format!("internal: the plan has a step for `{}` but no change", self.id));
+        let missing = || {
+            Error::Plan(format!("internal: the plan has a step for `{}` but no change", self.id))
+        };
         let resolved = self.resolved.take().ok_or_else(missing)??;
         Ok((self.change.as_ref().ok_or_else(missing)?, resolved))
     }
@@ -487,7 +509,11 @@ impl Shared {
 }
 
 fn provider_error(id: &str, e: &provider::Error) -> Error {
-    Error::Provider { resource: id.to_owned(), call: e.call.clone(), message: format!("{}: {}", e.code, e.message) }
+    Error::Provider {
+        resource: id.to_owned(),
+        call: e.call.clone(),
+        message: format!("{}: {}", e.code, e.message),
+    }
 }
 
 /// Runs the plan's steps; returns the counts by action and the first failure.
@@ -628,7 +654,13 @@ async fn create(shared: &Shared, id: &str, work: &mut Work) -> Result<()> {
     tag_map.insert(tags::STACK.to_owned(), stack);
     tag_map.insert(tags::ID.to_owned(), id.to_owned());
     tag_map.insert(tags::RELEASE.to_owned(), shared.release.to_string());
-    let request = Create { id, kind: &change.kind, inputs: resolved.provider(), token: &token, tags: &tag_map };
+    let request = Create {
+        id,
+        kind: &change.kind,
+        inputs: resolved.provider(),
+        token: &token,
+        tags: &tag_map,
+    };
     let observed = match shared.call_raw(id, "create", || shared.provider.create(&request)).await {
         Ok(o) => o,
         Err(e) => {
@@ -682,9 +714,11 @@ const GROUP_KIND: &str = "aws:autoscaling:AutoScalingGroup";
 
 async fn update(shared: &Shared, id: &str, work: &mut Work, roll: bool) -> Result<()> {
     let (change, resolved) = work.take()?;
-    let current = shared
-        .snapshot(|s| s.resources.get(id).cloned())
-        .ok_or_else(|| Error::Plan(format!("`{id}` is to be updated but the state does not record it; make the plan again")))?;
+    let current = shared.snapshot(|s| s.resources.get(id).cloned()).ok_or_else(|| {
+        Error::Plan(format!(
+            "`{id}` is to be updated but the state does not record it; make the plan again"
+        ))
+    })?;
     let changed: Vec<String> = resolved
         .state
         .iter()
@@ -692,7 +726,14 @@ async fn update(shared: &Shared, id: &str, work: &mut Work, roll: bool) -> Resul
         .map(|(k, _)| k.clone())
         .collect();
     let observed = shared
-        .call(id, "update", || shared.provider.update(&change.kind, &current.physical_id, resolved.provider(), &changed))
+        .call(id, "update", || {
+            shared.provider.update(
+                &change.kind,
+                &current.physical_id,
+                resolved.provider(),
+                &changed,
+            )
+        })
         .await?;
     if roll {
         fleet::roll(shared, id, &current, resolved.provider()).await?;

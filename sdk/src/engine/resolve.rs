@@ -17,8 +17,10 @@ pub fn env_secrets() -> Secrets {
 
 /// The environment variable that holds secret `name`.
 pub fn secret_var(name: &str) -> String {
-    let upper: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let upper: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
     format!("GRAVEN_SECRET_{upper}")
 }
 
@@ -40,7 +42,12 @@ impl Resolved {
 
 /// Resolves `inputs` of resource `id` against `state`. One copy of the inputs is made; a
 /// second only when they hold secrets (most do not).
-pub(crate) fn resolve(id: &str, inputs: &Map<String, Json>, state: &State, secrets: &Secrets) -> Result<Resolved> {
+pub(crate) fn resolve(
+    id: &str,
+    inputs: &Map<String, Json>,
+    state: &State,
+    secrets: &Secrets,
+) -> Result<Resolved> {
     let mut recorded = Map::new();
     let mut has_secrets = false;
     for (k, v) in inputs {
@@ -60,18 +67,22 @@ pub(crate) fn resolve(id: &str, inputs: &Map<String, Json>, state: &State, secre
 
 fn walk(id: &str, v: &Json, state: &State, has_secrets: &mut bool) -> Result<Json> {
     if let Some((res, out)) = as_reference(v) {
-        return state.resources.get(res).and_then(|r| r.outputs.get(out)).cloned().ok_or_else(|| {
-            Error::Plan(format!(
-                "`{id}` reads `{res}.{out}`, which the state does not record; run `plan` again"
-            ))
-        });
+        return state.resources.get(res).and_then(|r| r.outputs.get(out)).cloned().ok_or_else(
+            || {
+                Error::Plan(format!(
+                    "`{id}` reads `{res}.{out}`, which the state does not record; run `plan` again"
+                ))
+            },
+        );
     }
     if as_secret(v).is_some() {
         *has_secrets = true;
         return Ok(v.clone());
     }
     Ok(match v {
-        Json::Array(a) => Json::Array(a.iter().map(|x| walk(id, x, state, has_secrets)).collect::<Result<_>>()?),
+        Json::Array(a) => {
+            Json::Array(a.iter().map(|x| walk(id, x, state, has_secrets)).collect::<Result<_>>()?)
+        }
         Json::Object(m) => {
             let mut o = Map::new();
             for (k, x) in m {
@@ -91,7 +102,9 @@ fn reveal(id: &str, v: &Json, secrets: &Secrets) -> Result<Json> {
         });
     }
     Ok(match v {
-        Json::Array(a) => Json::Array(a.iter().map(|x| reveal(id, x, secrets)).collect::<Result<_>>()?),
+        Json::Array(a) => {
+            Json::Array(a.iter().map(|x| reveal(id, x, secrets)).collect::<Result<_>>()?)
+        }
         Json::Object(m) => {
             let mut o = Map::new();
             for (k, x) in m {
@@ -126,7 +139,8 @@ mod tests {
         let mut inputs = Map::new();
         inputs.insert("vpc_id".into(), reference_json("vpc", "id"));
         inputs.insert("user_data".into(), serde_json::json!({"$secret": "boot"}));
-        let secrets: Secrets = std::sync::Arc::new(|n: &str| (n == "boot").then(|| "s3cr3t".to_owned()));
+        let secrets: Secrets =
+            std::sync::Arc::new(|n: &str| (n == "boot").then(|| "s3cr3t".to_owned()));
         let r = resolve("x", &inputs, &state, &secrets).unwrap();
         assert_eq!(r.provider()["vpc_id"], "vpc-1");
         assert_eq!(r.provider()["user_data"], "s3cr3t");

@@ -25,7 +25,12 @@ pub struct Retry {
 
 impl Default for Retry {
     fn default() -> Self {
-        Retry { max_attempts: 10, not_found_attempts: 5, base: Duration::from_millis(50), cap: Duration::from_secs(20) }
+        Retry {
+            max_attempts: 10,
+            not_found_attempts: 5,
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(20),
+        }
     }
 }
 
@@ -75,7 +80,8 @@ impl Limiter {
                 let Some(b) = buckets.get_mut(&category) else { return };
                 let now = Instant::now();
                 let elapsed = now.duration_since(b.at).as_secs_f64();
-                b.tokens = (b.tokens + elapsed * b.limit.refill_per_second).min(f64::from(b.limit.capacity));
+                b.tokens = (b.tokens + elapsed * b.limit.refill_per_second)
+                    .min(f64::from(b.limit.capacity));
                 b.at = now;
                 if b.tokens >= 1.0 {
                     b.tokens -= 1.0;
@@ -134,13 +140,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn buckets_pace_calls() {
-        let l = Limiter::new([(Category::Mutate, RateLimit { capacity: 2, refill_per_second: 1.0 })]);
+        let l =
+            Limiter::new([(Category::Mutate, RateLimit { capacity: 2, refill_per_second: 1.0 })]);
         let start = Instant::now();
         for _ in 0..4 {
             l.acquire(Category::Mutate).await;
         }
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(1900) && waited < Duration::from_secs(3), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(1900) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
         // Unlimited category: no wait.
         let start = Instant::now();
         l.acquire(Category::Describe).await;
@@ -150,21 +160,49 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_retryable_errors_only() {
         let mut n = 0;
-        let r: Result<u32, _> = with_retry(&Retry::default(), &Limiter::default(), Category::Mutate, || {
-            n += 1;
-            let fail = n < 3;
-            async move {
-                if fail { Err(provider::Error::new(ErrorKind::Throttling, "CreateVpc", "RequestLimitExceeded", "slow down")) } else { Ok(7) }
-            }
-        }, |_, _, _| {})
+        let r: Result<u32, _> = with_retry(
+            &Retry::default(),
+            &Limiter::default(),
+            Category::Mutate,
+            || {
+                n += 1;
+                let fail = n < 3;
+                async move {
+                    if fail {
+                        Err(provider::Error::new(
+                            ErrorKind::Throttling,
+                            "CreateVpc",
+                            "RequestLimitExceeded",
+                            "slow down",
+                        ))
+                    } else {
+                        Ok(7)
+                    }
+                }
+            },
+            |_, _, _| {},
+        )
         .await;
         assert_eq!(r.unwrap(), 7);
         assert_eq!(n, 3);
         let mut m = 0;
-        let r: Result<u32, _> = with_retry(&Retry::default(), &Limiter::default(), Category::Mutate, || {
-            m += 1;
-            async { Err(provider::Error::new(ErrorKind::Terminal, "CreateVpc", "InvalidParameterValue", "bad")) }
-        }, |_, _, _| {})
+        let r: Result<u32, _> = with_retry(
+            &Retry::default(),
+            &Limiter::default(),
+            Category::Mutate,
+            || {
+                m += 1;
+                async {
+                    Err(provider::Error::new(
+                        ErrorKind::Terminal,
+                        "CreateVpc",
+                        "InvalidParameterValue",
+                        "bad",
+                    ))
+                }
+            },
+            |_, _, _| {},
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(m, 1);

@@ -288,23 +288,29 @@ impl LocalCloud {
     }
 
     /// Starts API call `call`: counts it, draws its fault and waits the first half of its
-    /// latency (the request's way there; [`LocalCloud::api`] waits the response's way back). A
-    /// faulted call waits both halves.
-    async fn enter(&self, call: &'static str) -> provider::Result<Settings> {
+    /// latency (the request's way there; [`LocalCloud::api`] waits the response's way back, up to
+    /// the returned deadline). A faulted call waits both halves.
+    async fn enter(
+        &self,
+        call: &'static str,
+    ) -> provider::Result<(Settings, tokio::time::Instant)> {
         *lock(&self.calls).entry(call).or_insert(0) += 1;
         let (settings, fault) = lock(&self.live).start_call();
         let latency = settings.faults.latency;
+        // Absolute deadlines, so that the timer's rounding is paid once per call, not per half.
+        let start = tokio::time::Instant::now();
+        let end = start + latency;
         if !latency.is_zero() {
-            tokio::time::sleep(latency - latency / 2).await;
+            tokio::time::sleep_until(start + latency.saturating_sub(latency / 2)).await;
         }
         match fault {
             Some(fault) => {
                 if !latency.is_zero() {
-                    tokio::time::sleep(latency / 2).await;
+                    tokio::time::sleep_until(end).await;
                 }
                 Err(fault.into_error(call))
             }
-            None => Ok(settings),
+            None => Ok((settings, end)),
         }
     }
 
@@ -354,13 +360,12 @@ impl LocalCloud {
         call: &'static str,
         f: impl FnOnce(&mut Model, &Settings) -> std::result::Result<T, Reject> + Send,
     ) -> provider::Result<T> {
-        let settings = self.enter(call).await?;
+        let (settings, end) = self.enter(call).await?;
         let out = self.with_model(&settings, |m| f(m, &settings)).map_err(|e| e.into_error(call));
         // The response's way back: a process killed meanwhile has changed the cloud without
         // hearing of it, as on a real cloud (what idempotency tokens are for).
-        let back = settings.faults.latency / 2;
-        if !back.is_zero() {
-            tokio::time::sleep(back).await;
+        if !settings.faults.latency.is_zero() {
+            tokio::time::sleep_until(end).await;
         }
         out
     }

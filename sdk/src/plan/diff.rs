@@ -99,9 +99,9 @@ impl Ctx<'_> {
         }
         match v {
             Json::Array(a) => Json::Array(a.iter().map(|x| self.resolve_owned(x, first)).collect()),
-            Json::Object(m) => {
-                Json::Object(m.iter().map(|(k, x)| (k.clone(), self.resolve_owned(x, first))).collect())
-            }
+            Json::Object(m) => Json::Object(
+                m.iter().map(|(k, x)| (k.clone(), self.resolve_owned(x, first))).collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -156,11 +156,17 @@ pub(super) fn plan(graph: &DeploymentGraph, state: &State, options: &Options) ->
         let observed = options.observed.as_ref().map(|o| o.get(&node.id).and_then(Option::as_ref));
         let change = match (recorded, observed) {
             (None, _) => Some(create(node, &cx, vec!["new resource".to_owned()])),
-            (Some(_), Some(None)) => {
-                Some(create(node, &cx, vec!["deleted outside Graven: it is created again".to_owned()]))
-            }
+            (Some(_), Some(None)) => Some(create(
+                node,
+                &cx,
+                vec!["deleted outside Graven: it is created again".to_owned()],
+            )),
             (Some(r), _) if r.kind != node.kind() => {
-                let mut c = create(node, &cx, vec![format!("kind changed from `{}`: forces replacement", r.kind)]);
+                let mut c = create(
+                    node,
+                    &cx,
+                    vec![format!("kind changed from `{}`: forces replacement", r.kind)],
+                );
                 c.action = Action::Replace;
                 c.physical_id = Some(r.physical_id.clone());
                 Some(c)
@@ -169,11 +175,11 @@ pub(super) fn plan(graph: &DeploymentGraph, state: &State, options: &Options) ->
         };
         if let Some(mut c) = change {
             if c.action == Action::Replace {
-                dbc[i] = node.destroy_before_create
-                    || node.dependencies.iter().any(|&d| dbc[d]);
+                dbc[i] = node.destroy_before_create || node.dependencies.iter().any(|&d| dbc[d]);
                 c.destroy_before_create = dbc[i];
                 if node.protect || recorded.is_some_and(|r| r.protect) {
-                    protected.push((node.id.clone(), format!("replacement: {}", c.reasons.join("; "))));
+                    protected
+                        .push((node.id.clone(), format!("replacement: {}", c.reasons.join("; "))));
                 }
             }
             cx.outputs[i] = match c.action {
@@ -201,13 +207,21 @@ pub(super) fn plan(graph: &DeploymentGraph, state: &State, options: &Options) ->
 
     let deletes: Vec<Change> = removed.iter().map(|r| delete_change(r)).collect();
     let unchanged = planned.iter().filter(|c| c.is_none()).count() as u64;
-    let mut changes: Vec<Change> = graph.order().iter().filter_map(|&i| planned[i].take()).collect();
+    let mut changes: Vec<Change> =
+        graph.order().iter().filter_map(|&i| planned[i].take()).collect();
     changes.extend(deletes);
     let steps = steps::build(graph, state, &changes)?;
     Ok(finish(state, Operation::Apply, changes, steps, unchanged, options))
 }
 
-fn finish(state: &State, operation: Operation, changes: Vec<Change>, steps: Vec<super::Step>, unchanged: u64, options: &Options) -> Plan {
+fn finish(
+    state: &State,
+    operation: Operation,
+    changes: Vec<Change>,
+    steps: Vec<super::Step>,
+    unchanged: u64,
+    options: &Options,
+) -> Plan {
     let mut summary = Summary { unchanged, ..Summary::default() };
     for c in &changes {
         match c.action {
@@ -220,8 +234,11 @@ fn finish(state: &State, operation: Operation, changes: Vec<Change>, steps: Vec<
     }
     let mut images = BTreeMap::new();
     if !options.images.is_empty() {
-        let by_id: HashMap<&str, String> =
-            options.images.iter().map(|i| (i.id.as_str(), format!("{} {}", i.name, i.version))).collect();
+        let by_id: HashMap<&str, String> = options
+            .images
+            .iter()
+            .map(|i| (i.id.as_str(), format!("{} {}", i.name, i.version)))
+            .collect();
         for c in &changes {
             for f in &c.fields {
                 for v in [f.before.as_ref(), Some(&f.after)].into_iter().flatten() {
@@ -239,7 +256,11 @@ fn finish(state: &State, operation: Operation, changes: Vec<Change>, steps: Vec<
         stack: state.stack.clone(),
         operation,
         basis: Basis {
-            lineage: if state.resources.is_empty() && state.releases.is_empty() { None } else { Some(state.lineage.clone()) },
+            lineage: if state.resources.is_empty() && state.releases.is_empty() {
+                None
+            } else {
+                Some(state.lineage.clone())
+            },
             serial: state.serial,
         },
         changes,
@@ -249,7 +270,12 @@ fn finish(state: &State, operation: Operation, changes: Vec<Change>, steps: Vec<
     }
 }
 
-fn base_change(node: &Node, action: Action, reasons: Vec<String>, fields: Vec<FieldChange>) -> Change {
+fn base_change(
+    node: &Node,
+    action: Action,
+    reasons: Vec<String>,
+    fields: Vec<FieldChange>,
+) -> Change {
     Change {
         id: node.id.clone(),
         kind: node.kind().to_owned(),
@@ -287,7 +313,12 @@ fn create(node: &Node, cx: &Ctx<'_>, reasons: Vec<String>) -> Change {
     c
 }
 
-fn compare(node: &Node, recorded: &ResourceState, observed: Option<&Observed>, cx: &Ctx<'_>) -> Option<Change> {
+fn compare(
+    node: &Node,
+    recorded: &ResourceState,
+    observed: Option<&Observed>,
+    cx: &Ctx<'_>,
+) -> Option<Change> {
     let mut fields = Vec::new();
     let mut reasons = Vec::new();
     let mut worst: Option<Update> = None;
@@ -299,8 +330,12 @@ fn compare(node: &Node, recorded: &ResourceState, observed: Option<&Observed>, c
         let before = seen.unwrap_or(before);
         let resolved = cx.resolve(desired);
         let (after, unknown) = match &resolved {
-            Resolved::Unknown(from, None) => (Shown::KnownAfterApply(from.clone()), Some(from.as_str())),
-            Resolved::Unknown(from, Some(partial)) => (Shown::Partial(partial.clone()), Some(from.as_str())),
+            Resolved::Unknown(from, None) => {
+                (Shown::KnownAfterApply(from.clone()), Some(from.as_str()))
+            }
+            Resolved::Unknown(from, Some(partial)) => {
+                (Shown::Partial(partial.clone()), Some(from.as_str()))
+            }
             r => {
                 let v = r.value().unwrap_or(&Json::Null);
                 if v == before {
@@ -315,7 +350,12 @@ fn compare(node: &Node, recorded: &ResourceState, observed: Option<&Observed>, c
             (Some(Update::Roll), _) | (_, Update::Roll) => Update::Roll,
             _ => Update::InPlace,
         });
-        fields.push(FieldChange { name: f.name.to_owned(), before: Some(shown(before)), after, effect: f.update });
+        fields.push(FieldChange {
+            name: f.name.to_owned(),
+            before: Some(shown(before)),
+            after,
+            effect: f.update,
+        });
     }
     let action = match worst? {
         Update::Replace => Action::Replace,
@@ -349,7 +389,10 @@ pub(super) fn destroy(state: &State) -> Result<Plan> {
     let ranks = steps::state_ranks(state);
     all.sort_by_key(|r| std::cmp::Reverse(ranks.get(r.id.as_str()).copied()));
     if let Some(r) = all.iter().find(|r| r.protect) {
-        return Err(Error::Protected { id: r.id.clone(), why: "the stack is destroyed".to_owned() });
+        return Err(Error::Protected {
+            id: r.id.clone(),
+            why: "the stack is destroyed".to_owned(),
+        });
     }
     let changes: Vec<Change> = all
         .iter()

@@ -255,8 +255,9 @@ impl Plan {
                 "the saved plan has format {version:?}; this Graven reads {FORMAT_VERSION}: make the plan again with this version"
             )));
         }
-        serde_json::from_value(v)
-            .map_err(|e| crate::Error::Plan(format!("the saved plan is damaged: {e}; make it again")))
+        serde_json::from_value(v).map_err(|e| {
+            crate::Error::Plan(format!("the saved plan is damaged: {e}; make it again"))
+        })
     }
 }
 

@@ -19,7 +19,11 @@ impl Plan {
             Operation::Apply => "apply",
             Operation::Destroy => "destroy",
         };
-        let _ = writeln!(out, "Plan to {verb} stack `{}` (state serial {})", self.stack, self.basis.serial);
+        let _ = writeln!(
+            out,
+            "Plan to {verb} stack `{}` (state serial {})",
+            self.stack, self.basis.serial
+        );
         if self.is_empty() {
             let _ = writeln!(
                 out,
@@ -63,11 +67,18 @@ impl Plan {
         // Old objects of replacements an interrupted run did not get to delete (the old object
         // of each of this plan's create-before-destroy replacements is counted in `replace`).
         let deposed = self.steps.iter().filter(|s| s.action == StepAction::DeleteDeposed).count();
-        let replacing =
-            self.changes.iter().filter(|c| c.action == Action::Replace && !c.destroy_before_create).count();
+        let replacing = self
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Replace && !c.destroy_before_create)
+            .count();
         let old = deposed.saturating_sub(replacing);
         if old > 0 {
-            let _ = write!(out, ", {old} old {} left by an interrupted run to delete", if old == 1 { "object" } else { "objects" });
+            let _ = write!(
+                out,
+                ", {old} old {} left by an interrupted run to delete",
+                if old == 1 { "object" } else { "objects" }
+            );
         }
         out.push_str(".\n");
         out
@@ -77,7 +88,11 @@ impl Plan {
         let symbol = c.action.symbol(c.destroy_before_create);
         let mut title = format!("{symbol:>3} {} {} ({})", c.action.name(), c.id, c.kind);
         if c.action == Action::Replace {
-            title.push_str(if c.destroy_before_create { ", destroy before create" } else { ", create before destroy" });
+            title.push_str(if c.destroy_before_create {
+                ", destroy before create"
+            } else {
+                ", create before destroy"
+            });
         }
         let _ = writeln!(out, "{title}");
         let name_width = c.fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
@@ -97,7 +112,11 @@ impl Plan {
         }
         if c.action == Action::Roll {
             if let Some(r) = c.inputs.get("rollout") {
-                let _ = writeln!(out, "      rollout: {}", describe_rollout(r, c.inputs.get("desired_capacity")));
+                let _ = writeln!(
+                    out,
+                    "      rollout: {}",
+                    describe_rollout(r, c.inputs.get("desired_capacity"))
+                );
             }
         }
         if c.action != Action::Create {

@@ -29,7 +29,8 @@ pub(super) fn state_ranks(state: &State) -> HashMap<&str, usize> {
             }
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..ids.len()).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..ids.len()).filter(|&i| indegree[i] == 0).map(Reverse).collect();
     let mut rank = HashMap::with_capacity(ids.len());
     let mut next = 0;
     while let Some(Reverse(i)) = ready.pop() {
@@ -52,7 +53,11 @@ pub(super) fn state_ranks(state: &State) -> HashMap<&str, usize> {
 }
 
 /// Builds the steps of `changes` and orders them.
-pub(super) fn build(_graph: &DeploymentGraph, state: &State, changes: &[Change]) -> Result<Vec<Step>> {
+pub(super) fn build(
+    _graph: &DeploymentGraph,
+    state: &State,
+    changes: &[Change],
+) -> Result<Vec<Step>> {
     let mut steps: Vec<Step> = Vec::with_capacity(changes.len() + 8);
     let mut forward: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
     let mut destroys: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -94,7 +99,8 @@ pub(super) fn build(_graph: &DeploymentGraph, state: &State, changes: &[Change])
     // Old objects left by earlier create-before-destroy replacements.
     for r in state.resources.values() {
         for old in &r.deposed {
-            let d = push(&mut steps, StepAction::DeleteDeposed, &r.id, Some(old.physical_id.clone()));
+            let d =
+                push(&mut steps, StepAction::DeleteDeposed, &r.id, Some(old.physical_id.clone()));
             destroys.entry(r.id.as_str()).or_default().push(d);
         }
     }
@@ -142,6 +148,22 @@ pub(super) fn build(_graph: &DeploymentGraph, state: &State, changes: &[Change])
         }
     }
 
+    // A resource leaving the stack forgets its old objects only once they are gone: its delete
+    // waits for the deletes of its old objects (not in a destroy-first replacement, whose
+    // create those deletes already wait for).
+    for (id, ds) in &destroys {
+        if dbc_delete.contains_key(id) {
+            continue;
+        }
+        let old: Vec<usize> =
+            ds.iter().copied().filter(|&d| steps[d].action == StepAction::DeleteDeposed).collect();
+        for &d in ds {
+            if steps[d].action == StepAction::Delete {
+                after[d].extend(old.iter().copied());
+            }
+        }
+    }
+
     // Order: Kahn's algorithm, ties broken by creation order.
     let n = steps.len();
     let mut indegree = vec![0usize; n];
@@ -154,7 +176,8 @@ pub(super) fn build(_graph: &DeploymentGraph, state: &State, changes: &[Change])
             next[j].push(i);
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
@@ -166,7 +189,11 @@ pub(super) fn build(_graph: &DeploymentGraph, state: &State, changes: &[Change])
         }
     }
     if order.len() != n {
-        let stuck: Vec<String> = (0..n).filter(|&i| indegree[i] > 0).take(5).map(|i| format!("{:?} `{}`", steps[i].action, steps[i].id)).collect();
+        let stuck: Vec<String> = (0..n)
+            .filter(|&i| indegree[i] > 0)
+            .take(5)
+            .map(|i| format!("{:?} `{}`", steps[i].action, steps[i].id))
+            .collect();
         return Err(Error::Plan(format!(
             "the steps of this plan cannot be ordered (a dependency cycle among {}); mark one of these resources `destroy_before_create` or split the change in two applies",
             stuck.join(", ")

@@ -207,7 +207,8 @@ pub trait Provider: Send + Sync {
 
     /// Terminates instances of a group, lowering its desired capacity by as many when
     /// `decrement` is true (else the group launches replacements).
-    async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> Result<()>;
+    async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool)
+    -> Result<()>;
 
     /// The images this cloud offers, for stacks to pick by version (`release.image(...)`).
     /// The default offers none.

@@ -51,9 +51,7 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
 pub(crate) fn check_stack(dir: &Path, stack: &str) -> Result<()> {
     let ok = stack.len() <= 128
         && stack.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && stack
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && stack.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         return Ok(());
     }
@@ -100,10 +98,7 @@ pub(crate) fn backup_serials(dir: &Path, stack: &str) -> Result<Vec<u64>> {
     let mut serials: Vec<u64> = entries
         .filter_map(|entry| {
             let name = entry.ok()?.file_name();
-            let serial = name
-                .to_str()?
-                .strip_prefix(&prefix)?
-                .strip_suffix(".json.bak")?;
+            let serial = name.to_str()?.strip_prefix(&prefix)?.strip_suffix(".json.bak")?;
             let digits = !serial.is_empty() && serial.bytes().all(|b| b.is_ascii_digit());
             digits.then(|| serial.parse().ok())?
         })
@@ -138,20 +133,9 @@ mod tests {
     #[test]
     fn stack_names_are_safe_file_names() {
         let dir = Path::new("/x");
-        for bad in [
-            "",
-            "../web",
-            "a/b",
-            ".hidden",
-            "web json",
-            "wéb",
-            &"a".repeat(129),
-        ] {
+        for bad in ["", "../web", "a/b", ".hidden", "web json", "wéb", &"a".repeat(129)] {
             let err = check_stack(dir, bad).unwrap_err();
-            assert!(
-                err.to_string().contains("invalid stack name"),
-                "{bad:?}: {err}"
-            );
+            assert!(err.to_string().contains("invalid stack name"), "{bad:?}: {err}");
         }
         for good in ["web", "web-prod_2.eu", "1st"] {
             check_stack(dir, good).unwrap();
@@ -200,18 +184,11 @@ mod tests {
         ] {
             fs::write(dir.path().join(other), b"{}").unwrap();
         }
-        assert_eq!(
-            backup_serials(dir.path(), "web").unwrap(),
-            [1, 2, 3, 10, 12]
-        );
+        assert_eq!(backup_serials(dir.path(), "web").unwrap(), [1, 2, 3, 10, 12]);
         assert_eq!(backup_serials(dir.path(), "web.prod").unwrap(), [4]);
         prune_backups(dir.path(), "web", 3);
         assert_eq!(backup_serials(dir.path(), "web").unwrap(), [3, 10, 12]);
         assert_eq!(backup_serials(dir.path(), "web.prod").unwrap(), [4]);
-        assert!(
-            backup_serials(&dir.path().join("missing"), "web")
-                .unwrap()
-                .is_empty()
-        );
+        assert!(backup_serials(&dir.path().join("missing"), "web").unwrap().is_empty());
     }
 }

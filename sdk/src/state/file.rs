@@ -51,11 +51,7 @@ pub fn encode(state: &State) -> Result<Vec<u8>> {
     // Serialize with a placeholder of the checksum's length, then hash the state's bytes as
     // they are in the output and write the checksum over the placeholder.
     let placeholder = format!("{CHECKSUM_PREFIX}{}", "0".repeat(64));
-    let envelope = Envelope {
-        format_version: FORMAT_VERSION,
-        checksum: placeholder,
-        state,
-    };
+    let envelope = Envelope { format_version: FORMAT_VERSION, checksum: placeholder, state };
     let mut bytes = serde_json::to_vec_pretty(&envelope).map_err(|source| Error::Serialize {
         what: format!("the state of `{}`", state.stack),
         source,
@@ -70,10 +66,7 @@ pub fn encode(state: &State) -> Result<Vec<u8>> {
             message: "internal error: cannot locate the state in its envelope".to_owned(),
         });
     };
-    let sum = format!(
-        "\"{CHECKSUM_PREFIX}{}\"",
-        hex(&Sha256::digest(&bytes[body]))
-    );
+    let sum = format!("\"{CHECKSUM_PREFIX}{}\"", hex(&Sha256::digest(&bytes[body])));
     bytes[slot].copy_from_slice(sum.as_bytes());
     Ok(bytes)
 }
@@ -130,10 +123,9 @@ impl fmt::Display for Damage {
                 f,
                 "the file is truncated ({e}): it was cut short, e.g. by a full disk or an interrupted copy"
             ),
-            Damage::Syntax(e) => write!(
-                f,
-                "the file is not valid JSON ({e}): it was edited or damaged"
-            ),
+            Damage::Syntax(e) => {
+                write!(f, "the file is not valid JSON ({e}): it was edited or damaged")
+            }
             Damage::NotState(e) => write!(f, "the file is not a Graven state file ({e})"),
             Damage::Newer(v) => write!(
                 f,
@@ -143,10 +135,9 @@ impl fmt::Display for Damage {
                 f,
                 "unknown format version {v} (this Graven reads 1 to {FORMAT_VERSION}): the file was edited or damaged"
             ),
-            Damage::Checksum => write!(
-                f,
-                "checksum mismatch: the file was edited or damaged since Graven wrote it"
-            ),
+            Damage::Checksum => {
+                write!(f, "checksum mismatch: the file was edited or damaged since Graven wrote it")
+            }
             Damage::BadChecksum(c) => write!(
                 f,
                 "the checksum `{c}` is not of the form `sha256:<64 hex digits>`: the file was edited or damaged"
@@ -239,19 +230,14 @@ pub(crate) fn decode_checked(bytes: &[u8]) -> Result<State, Damage> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn member(members: &[(&[u8], Range<usize>)], key: &[u8]) -> Option<Range<usize>> {
-    members
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, range)| range.clone())
+    members.iter().find(|(k, _)| *k == key).map(|(_, range)| range.clone())
 }
 
 /// The members of the top-level JSON object in `b`: each key's raw bytes (between the quotes,
@@ -289,10 +275,7 @@ fn members(b: &[u8]) -> Option<Vec<(&[u8], Range<usize>)>> {
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b
-        .get(i)
-        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-    {
+    while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }
     i
@@ -362,10 +345,7 @@ mod tests {
         let mut odd = resource("odd \"quoted\" {id}", 1);
         odd.outputs.insert("ratio".to_owned(), json!(0.1 + 0.2));
         state.apply(&Entry::Put(odd));
-        state.apply(&Entry::Release(crate::state::model::tests::release(
-            1,
-            Outcome::Succeeded,
-        )));
+        state.apply(&Entry::Release(crate::state::model::tests::release(1, Outcome::Succeeded)));
         state
     }
 
@@ -381,10 +361,7 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("}\n"));
-        assert!(
-            !text.contains(&"0".repeat(64)),
-            "the placeholder was replaced"
-        );
+        assert!(!text.contains(&"0".repeat(64)), "the placeholder was replaced");
     }
 
     #[test]
@@ -394,12 +371,7 @@ mod tests {
         // on a file Graven itself wrote. Hashing the bytes as written does not.
         let mut state = sample();
         let tiny = json!(1.234_567_890_123_456_7e-300);
-        state
-            .resources
-            .get_mut("vpc")
-            .unwrap()
-            .outputs
-            .insert("tiny".to_owned(), tiny);
+        state.resources.get_mut("vpc").unwrap().outputs.insert("tiny".to_owned(), tiny);
         let bytes = encode(&state).unwrap();
         let back = decode_checked(&bytes).unwrap();
         assert_eq!(back.resources.len(), 2);
@@ -423,10 +395,7 @@ mod tests {
         assert_eq!(decode_checked(edited.as_bytes()), Err(Damage::Checksum));
         // Whitespace inside the state counts too: the checksum is over the exact bytes.
         let reformatted = text.replacen("\"serial\": 7", "\"serial\":7", 1);
-        assert_eq!(
-            decode_checked(reformatted.as_bytes()),
-            Err(Damage::Checksum)
-        );
+        assert_eq!(decode_checked(reformatted.as_bytes()), Err(Damage::Checksum));
     }
 
     #[test]
@@ -443,35 +412,18 @@ mod tests {
     #[test]
     fn damage_is_classified() {
         let bytes = encode(&sample()).unwrap();
-        assert!(matches!(
-            decode_checked(&bytes[..bytes.len() / 2]),
-            Err(Damage::Truncated(_))
-        ));
-        assert!(matches!(
-            decode_checked(b"{\"format_version\": 1,, }"),
-            Err(Damage::Syntax(_))
-        ));
-        assert!(matches!(
-            decode_checked(b"[1, 2]"),
-            Err(Damage::NotState(_))
-        ));
-        assert!(matches!(
-            decode_checked(b"{\"state\": {}}"),
-            Err(Damage::NotState(_))
-        ));
+        assert!(matches!(decode_checked(&bytes[..bytes.len() / 2]), Err(Damage::Truncated(_))));
+        assert!(matches!(decode_checked(b"{\"format_version\": 1,, }"), Err(Damage::Syntax(_))));
+        assert!(matches!(decode_checked(b"[1, 2]"), Err(Damage::NotState(_))));
+        assert!(matches!(decode_checked(b"{\"state\": {}}"), Err(Damage::NotState(_))));
         let newer = String::from_utf8(bytes.clone()).unwrap().replacen(
             "\"format_version\": 1",
             "\"format_version\": 3",
             1,
         );
         assert_eq!(decode_checked(newer.as_bytes()), Err(Damage::Newer(3)));
-        let bad = String::from_utf8(bytes)
-            .unwrap()
-            .replacen("sha256:", "md5:", 1);
-        assert!(matches!(
-            decode_checked(bad.as_bytes()),
-            Err(Damage::BadChecksum(_))
-        ));
+        let bad = String::from_utf8(bytes).unwrap().replacen("sha256:", "md5:", 1);
+        assert!(matches!(decode_checked(bad.as_bytes()), Err(Damage::BadChecksum(_))));
     }
 
     #[test]

@@ -48,12 +48,7 @@ pub(crate) struct Header {
 impl Header {
     /// The header of a journal on top of the state file with `serial` and `lineage`.
     pub(crate) fn new(stack: &str, serial: u64, lineage: Option<String>) -> Self {
-        Header {
-            journal: JOURNAL_VERSION,
-            stack: stack.to_owned(),
-            serial,
-            lineage,
-        }
+        Header { journal: JOURNAL_VERSION, stack: stack.to_owned(), serial, lineage }
     }
 
     /// How a journal with this header relates to a state file whose own header (its stack,
@@ -123,11 +118,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, BadLine> {
         let start = offset;
         offset += raw.len();
         let has_newline = raw.last() == Some(&b'\n');
-        let line = if has_newline {
-            &raw[..raw.len() - 1]
-        } else {
-            raw
-        };
+        let line = if has_newline { &raw[..raw.len() - 1] } else { raw };
         if line.iter().all(u8::is_ascii_whitespace) {
             if first_bad.is_none() {
                 parsed.valid_len = offset;
@@ -145,14 +136,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, BadLine> {
                     parsed.header = Some(header);
                     Ok(None)
                 }
-                Err(_) => serde_json::from_slice::<Entry>(line)
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
+                Err(_) => {
+                    serde_json::from_slice::<Entry>(line).map(Some).map_err(|e| e.to_string())
+                }
             }
         } else {
-            serde_json::from_slice::<Entry>(line)
-                .map(Some)
-                .map_err(|e| e.to_string())
+            serde_json::from_slice::<Entry>(line).map(Some).map_err(|e| e.to_string())
         };
         match result {
             Ok(entry) => {
@@ -164,10 +153,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, BadLine> {
                 parsed.missing_newline = !has_newline;
             }
             Err(error) if error.starts_with(NEWER) => {
-                return Err(BadLine {
-                    line: index + 1,
-                    error,
-                });
+                return Err(BadLine { line: index + 1, error });
             }
             Err(error) => {
                 if first_bad.is_none() {
@@ -207,14 +193,10 @@ impl Writer {
             .open(path)
             .map_err(|e| io("cannot open the journal", e))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io("cannot read the journal", e))?;
+        file.read_to_end(&mut bytes).map_err(|e| io("cannot read the journal", e))?;
         let parsed = parse(&bytes).map_err(|bad| Error::State {
             path: path.to_owned(),
-            message: format!(
-                "line {} is damaged ({}); not appending to it",
-                bad.line, bad.error
-            ),
+            message: format!("line {} is damaged ({}); not appending to it", bad.line, bad.error),
         })?;
         let keep = match &parsed.header {
             Some(header) => match header.relation(base) {
@@ -243,11 +225,7 @@ impl Writer {
             // Entries without a header (written by hand): keep them; nothing at all: start over.
             None => !parsed.entries.is_empty(),
         };
-        let mut writer = Writer {
-            file,
-            path: path.to_owned(),
-            durable,
-        };
+        let mut writer = Writer { file, path: path.to_owned(), durable };
         if keep {
             if let Some((line, len)) = parsed.torn {
                 tracing::warn!(
@@ -299,10 +277,8 @@ impl Writer {
 
 /// Serializes `entry` as one journal line (with its newline).
 pub(crate) fn line(entry: &Entry) -> Result<Vec<u8>> {
-    let mut line = serde_json::to_vec(entry).map_err(|source| Error::Serialize {
-        what: "a journal entry".to_owned(),
-        source,
-    })?;
+    let mut line = serde_json::to_vec(entry)
+        .map_err(|source| Error::Serialize { what: "a journal entry".to_owned(), source })?;
     line.push(b'\n');
     Ok(line)
 }
@@ -317,10 +293,7 @@ mod tests {
     }
 
     fn journal(lines: &[&[u8]]) -> Vec<u8> {
-        lines
-            .iter()
-            .flat_map(|l| l.iter().copied().chain([b'\n']))
-            .collect()
+        lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
     }
 
     fn entry_line(id: &str) -> Vec<u8> {
@@ -390,10 +363,7 @@ mod tests {
         assert_eq!(base(3).relation(&base(3)), Relation::Current);
         assert_eq!(base(2).relation(&base(3)), Relation::Stale);
         assert_eq!(base(4).relation(&base(3)), Relation::Foreign);
-        assert_eq!(
-            Header::new("web", 0, None).relation(&base(1)),
-            Relation::Stale
-        );
+        assert_eq!(Header::new("web", 0, None).relation(&base(1)), Relation::Stale);
         assert_eq!(
             Header::new("web", 0, None).relation(&Header::new("web", 0, None)),
             Relation::Current
@@ -415,9 +385,7 @@ mod tests {
         bytes.extend_from_slice(b"{\"op\":\"pu");
         std::fs::write(&path, &bytes).unwrap();
         let mut writer = Writer::open(&path, &base(3), false).unwrap();
-        writer
-            .append(&line(&Entry::Remove { id: "a".to_owned() }).unwrap())
-            .unwrap();
+        writer.append(&line(&Entry::Remove { id: "a".to_owned() }).unwrap()).unwrap();
         let parsed = parse(&std::fs::read(&path).unwrap()).unwrap();
         assert!(parsed.torn.is_none());
         assert_eq!(parsed.entries.len(), 2);
@@ -438,10 +406,6 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         let err = Writer::open(&path, &base(1), false).unwrap_err();
         assert!(matches!(err, Error::State { .. }), "{err}");
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            before,
-            "a foreign journal is left alone"
-        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "a foreign journal is left alone");
     }
 }

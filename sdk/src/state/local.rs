@@ -85,12 +85,7 @@ impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let dir = root.join(".graven").join("state");
-        LocalStore {
-            root,
-            dir,
-            durable: false,
-            inner: Mutex::new(Inner::default()),
-        }
+        LocalStore { root, dir, durable: false, inner: Mutex::new(Inner::default()) }
     }
 
     /// Whether to sync every journal line to disk (off by default; see the type's docs).
@@ -136,14 +131,9 @@ impl LocalStore {
     fn decode(&self, stack: &str, path: &Path, bytes: &[u8]) -> Result<State> {
         let state = file::decode_checked(bytes).map_err(|damage| {
             let serials = disk::backup_serials(&self.dir, stack).unwrap_or_default();
-            let newest = serials
-                .last()
-                .map(|serial| self.backup_path(stack, *serial));
+            let newest = serials.last().map(|serial| self.backup_path(stack, *serial));
             let remedy = damage.remedy(newest.as_deref());
-            Error::State {
-                path: path.to_owned(),
-                message: format!("{damage}{remedy}"),
-            }
+            Error::State { path: path.to_owned(), message: format!("{damage}{remedy}") }
         })?;
         if state.stack != stack {
             return Err(Error::State {
@@ -211,10 +201,7 @@ impl LocalStore {
                 bad.line, bad.error
             ),
         })?;
-        let relation = parsed
-            .header
-            .as_ref()
-            .map_or(Relation::Current, |h| h.relation(&base));
+        let relation = parsed.header.as_ref().map_or(Relation::Current, |h| h.relation(&base));
         match relation {
             Relation::Current => {
                 if let Some((line, len)) = parsed.torn {
@@ -230,10 +217,7 @@ impl LocalStore {
                         parsed.entries.len()
                     );
                     let state = state.get_or_insert_with(|| State::new(stack));
-                    parsed
-                        .entries
-                        .into_iter()
-                        .for_each(|entry| state.apply_owned(entry));
+                    parsed.entries.into_iter().for_each(|entry| state.apply_owned(entry));
                 }
             }
             Relation::Stale => tracing::warn!(
@@ -363,11 +347,7 @@ impl LocalStore {
         };
         let writer = Writer::open(&self.journal_path(stack), &base, self.durable)?;
         inner.bases.insert(stack.to_owned(), base);
-        inner
-            .journals
-            .entry(stack.to_owned())
-            .or_insert(writer)
-            .append(&line)
+        inner.journals.entry(stack.to_owned()).or_insert(writer).append(&line)
     }
 
     fn lock_dir(&self, stack: &str) -> Result<PathBuf> {
@@ -501,12 +481,8 @@ mod tests {
             Entry::Release(release(2, Outcome::InProgress)),
             Entry::Intent(intent("subnet", 2)),
             put("subnet"),
-            Entry::Settle {
-                id: "subnet".to_owned(),
-            },
-            Entry::Remove {
-                id: "vpc".to_owned(),
-            },
+            Entry::Settle { id: "subnet".to_owned() },
+            Entry::Remove { id: "vpc".to_owned() },
             Entry::Intent(intent("sg", 2)),
         ];
         let mut expected = state.clone();
@@ -520,33 +496,16 @@ mod tests {
         let loaded = store.load("web").await.unwrap().unwrap();
         assert_eq!(loaded, expected);
         assert_eq!(loaded.serial, 1, "replay does not bump the serial");
-        assert!(
-            loaded.pending.contains_key("sg"),
-            "the create in flight is remembered"
-        );
+        assert!(loaded.pending.contains_key("sg"), "the create in flight is remembered");
         assert!(loaded.resource("vpc").is_none());
 
         // The next run carries on in the same journal, then saves and clears it.
-        store
-            .record(
-                "web",
-                &Entry::Settle {
-                    id: "sg".to_owned(),
-                },
-            )
-            .await
-            .unwrap();
+        store.record("web", &Entry::Settle { id: "sg".to_owned() }).await.unwrap();
         let mut state = loaded;
-        state.apply(&Entry::Settle {
-            id: "sg".to_owned(),
-        });
+        state.apply(&Entry::Settle { id: "sg".to_owned() });
         let saved = store.save(&state).await.unwrap();
         assert!(!store.journal_path("web").exists());
-        let reloaded = LocalStore::new(dir.path())
-            .load("web")
-            .await
-            .unwrap()
-            .unwrap();
+        let reloaded = LocalStore::new(dir.path()).load("web").await.unwrap().unwrap();
         assert_eq!(reloaded, saved);
         assert!(reloaded.pending.is_empty());
     }
@@ -578,11 +537,7 @@ mod tests {
         assert!(state.resource("b").is_none());
         // Recording again cuts the torn tail off first, so the journal stays readable.
         store.record("web", &put("c")).await.unwrap();
-        let state = LocalStore::new(dir.path())
-            .load("web")
-            .await
-            .unwrap()
-            .unwrap();
+        let state = LocalStore::new(dir.path()).load("web").await.unwrap().unwrap();
         assert!(state.resource("c").is_some());
     }
 
@@ -600,19 +555,13 @@ mod tests {
         fs::write(&path, &damaged).unwrap();
         let store = LocalStore::new(dir.path());
         let err = store.load("web").await.unwrap_err();
-        let Error::State { path: at, message } = &err else {
-            panic!("{err}")
-        };
+        let Error::State { path: at, message } = &err else { panic!("{err}") };
         assert_eq!(at, &path);
         assert!(message.contains("line 3"), "{message}");
         let err = store.save(&state).await.unwrap_err();
         assert!(err.to_string().contains("refusing to save"), "{err}");
         assert!(store.record("web", &put("d")).await.is_err());
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            damaged,
-            "the journal is untouched"
-        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), damaged, "the journal is untouched");
     }
 
     #[tokio::test]
@@ -630,11 +579,7 @@ mod tests {
         assert_eq!(fresh.load("web").await.unwrap().unwrap(), state2);
         // Recording restarts the stale journal rather than appending to it.
         fresh.record("web", &put("b")).await.unwrap();
-        let loaded = LocalStore::new(dir.path())
-            .load("web")
-            .await
-            .unwrap()
-            .unwrap();
+        let loaded = LocalStore::new(dir.path()).load("web").await.unwrap().unwrap();
         assert!(loaded.resource("b").is_some());
 
         // Restoring the serial-1 backup while a journal on serial 2 exists.
@@ -662,49 +607,29 @@ mod tests {
             assert!(message.contains(e), "{message:?} should contain {e:?}");
         }
         let refused = store.save(&state).await.unwrap_err();
-        assert!(
-            refused.to_string().contains("refusing to save"),
-            "{refused}"
-        );
+        assert!(refused.to_string().contains("refusing to save"), "{refused}");
         // Another instance, that never loaded, refuses too: it checks the file before replacing it.
         let other = LocalStore::new(dir.path());
         let refused = other.save(&state).await.unwrap_err();
-        assert!(
-            refused.to_string().contains("refusing to overwrite"),
-            "{refused}"
-        );
+        assert!(refused.to_string().contains("refusing to overwrite"), "{refused}");
         let fresh = other.save(&State::new("web")).await.unwrap_err();
-        assert!(
-            fresh.to_string().contains("refusing to overwrite"),
-            "{fresh}"
-        );
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            damaged,
-            "the damaged file is untouched"
-        );
+        assert!(fresh.to_string().contains("refusing to overwrite"), "{fresh}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), damaged, "the damaged file is untouched");
         assert_eq!(store.backups("web").await.unwrap(), [1]);
         assert!(store.backup_path("web", 1).exists());
     }
 
     #[tokio::test]
     async fn truncated_state_file() {
-        damaged_file_is_kept(
-            |t| t[..t.len() / 2].to_owned(),
-            &["truncated", "web.1.json.bak"],
-        )
-        .await;
+        damaged_file_is_kept(|t| t[..t.len() / 2].to_owned(), &["truncated", "web.1.json.bak"])
+            .await;
     }
 
     #[tokio::test]
     async fn edited_state_file() {
         damaged_file_is_kept(
             |t| t.replacen("vpc-vpc", "vpc-abc", 1),
-            &[
-                "checksum mismatch",
-                "web.1.json.bak",
-                "delete its `checksum` line",
-            ],
+            &["checksum mismatch", "web.1.json.bak", "delete its `checksum` line"],
         )
         .await;
     }
@@ -713,10 +638,7 @@ mod tests {
     async fn newer_format_version() {
         damaged_file_is_kept(
             |t| t.replacen("\"format_version\": 1", "\"format_version\": 3", 1),
-            &[
-                "newer Graven (format 3, this one reads up to 1)",
-                "upgrade Graven",
-            ],
+            &["newer Graven (format 3, this one reads up to 1)", "upgrade Graven"],
         )
         .await;
     }
@@ -730,10 +652,7 @@ mod tests {
         other.save(&theirs).await.unwrap(); // serial 2
         let before = fs::read(store.state_path("web")).unwrap();
         let err = store.save(&state).await.unwrap_err();
-        assert!(
-            err.to_string().contains("state changed since it was read"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("state changed since it was read"), "{err}");
         assert!(err.to_string().contains("serial 2"), "{err}");
         let err = store.save(&State::new("web")).await.unwrap_err();
         assert!(err.to_string().contains("lineage"), "{err}");
@@ -749,10 +668,7 @@ mod tests {
         saved(&store).await;
         fs::copy(store.state_path("web"), store.state_path("db")).unwrap();
         let err = store.load("db").await.unwrap_err();
-        assert!(
-            err.to_string().contains("holds the state of stack `web`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("holds the state of stack `web`"), "{err}");
     }
 
     #[tokio::test]
@@ -772,10 +688,7 @@ mod tests {
         let lock = store.lock("web", "apply").await.unwrap();
         assert_eq!(store.lock_info("web").await.unwrap(), Some(lock.clone()));
         let err = store.lock("web", "destroy").await.unwrap_err();
-        assert!(
-            matches!(&err, Error::Locked { holder, .. } if holder.contains(&lock.id)),
-            "{err}"
-        );
+        assert!(matches!(&err, Error::Locked { holder, .. } if holder.contains(&lock.id)), "{err}");
         let other_stack = store.lock("db", "apply").await.unwrap();
         assert!(store.unlock("web", &other_stack).await.is_err(), "wrong id");
         assert_eq!(store.force_unlock("web").await.unwrap(), Some(lock.clone()));

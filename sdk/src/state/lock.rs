@@ -154,10 +154,8 @@ pub(crate) fn read(path: &Path) -> Result<Option<LockInfo>> {
 /// Takes the lock at `path` for `operation`, breaking it first if it is stale.
 pub(crate) fn acquire(path: &Path, stack: &str, operation: &str) -> Result<LockInfo> {
     let info = LockInfo::new(operation);
-    let body = serde_json::to_vec_pretty(&info).map_err(|source| Error::Serialize {
-        what: "the lock".to_owned(),
-        source,
-    })?;
+    let body = serde_json::to_vec_pretty(&info)
+        .map_err(|source| Error::Serialize { what: "the lock".to_owned(), source })?;
     // Each round either takes the lock, fails, or removes a lock that vanished or was stale;
     // a few rounds are enough unless other runs keep racing for it.
     for _ in 0..5 {
@@ -177,10 +175,7 @@ pub(crate) fn acquire(path: &Path, stack: &str, operation: &str) -> Result<LockI
             Holder::None => {}
             Holder::Lock(holder) if holder.is_stale() => break_stale(path, &holder)?,
             Holder::Lock(holder) | Holder::Unreadable(holder) => {
-                return Err(Error::Locked {
-                    stack: stack.to_owned(),
-                    holder: holder.to_string(),
-                });
+                return Err(Error::Locked { stack: stack.to_owned(), holder: holder.to_string() });
             }
         }
     }
@@ -198,11 +193,7 @@ pub(crate) fn acquire(path: &Path, stack: &str, operation: &str) -> Result<LockI
 /// own (a rename is atomic: one run gets it), then checked: if what was moved is not the stale
 /// lock but a fresh one another run just took, it is linked back.
 fn break_stale(path: &Path, stale: &LockInfo) -> Result<()> {
-    let aside = PathBuf::from(format!(
-        "{}.{}.broken",
-        path.display(),
-        uuid::Uuid::new_v4()
-    ));
+    let aside = PathBuf::from(format!("{}.{}.broken", path.display(), uuid::Uuid::new_v4()));
     match fs::rename(path, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -242,10 +233,7 @@ pub(crate) fn release(path: &Path, stack: &str, lock: &LockInfo) -> Result<()> {
             "cannot unlock stack `{stack}`: the lock is held by {holder}; remove it with `state unlock --force`"
         ),
     };
-    Err(Error::State {
-        path: path.to_owned(),
-        message,
-    })
+    Err(Error::State { path: path.to_owned(), message })
 }
 
 /// Removes the lock at `path`, whoever holds it; returns what it removed (a damaged lock file
@@ -281,19 +269,12 @@ mod tests {
     }
 
     fn foreign(pid: u32, host: &str) -> LockInfo {
-        LockInfo {
-            pid,
-            host: host.to_owned(),
-            ..LockInfo::new("apply")
-        }
+        LockInfo { pid, host: host.to_owned(), ..LockInfo::new("apply") }
     }
 
     #[test]
     fn lock_info_describes_its_holder() {
-        let info = LockInfo {
-            created_at: "2025-03-01T12:00:00Z".to_owned(),
-            ..foreign(123, "h")
-        };
+        let info = LockInfo { created_at: "2025-03-01T12:00:00Z".to_owned(), ..foreign(123, "h") };
         assert_eq!(
             info.to_string(),
             format!(
@@ -309,16 +290,11 @@ mod tests {
         let (_dir, path) = setup();
         let first = acquire(&path, "web", "apply").unwrap();
         let err = acquire(&path, "web", "destroy").unwrap_err();
-        let Error::Locked { stack, holder } = &err else {
-            panic!("{err}")
-        };
+        let Error::Locked { stack, holder } = &err else { panic!("{err}") };
         assert_eq!(stack, "web");
         assert!(holder.contains(&first.id), "{holder}");
         assert!(holder.contains("operation apply"), "{holder}");
-        assert!(
-            holder.contains(&format!("pid {}", std::process::id())),
-            "{holder}"
-        );
+        assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
         assert_eq!(read(&path).unwrap(), Some(first));
     }
 
@@ -400,10 +376,7 @@ mod tests {
             "{err}"
         );
         let info = read(&path).unwrap().unwrap();
-        assert!(
-            info.operation.contains("the lock file is damaged"),
-            "{info}"
-        );
+        assert!(info.operation.contains("the lock file is damaged"), "{info}");
         assert!(!info.is_stale());
         assert_eq!(fs::read(&path).unwrap(), b"", "left in place");
     }

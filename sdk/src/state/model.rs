@@ -254,10 +254,7 @@ impl State {
                 self.pending.remove(&id);
             }
             Entry::Release(record) => {
-                match self
-                    .releases
-                    .binary_search_by_key(&record.number, |r| r.number)
-                {
+                match self.releases.binary_search_by_key(&record.number, |r| r.number) {
                     Ok(i) => self.releases[i] = record,
                     Err(i) => self.releases.insert(i, record),
                 }
@@ -299,10 +296,7 @@ pub(crate) mod tests {
                 .as_object()
                 .cloned()
                 .unwrap(),
-            outputs: json!({"id": format!("vpc-{id}")})
-                .as_object()
-                .cloned()
-                .unwrap(),
+            outputs: json!({"id": format!("vpc-{id}")}).as_object().cloned().unwrap(),
             dependencies: vec![],
             protect: false,
             destroy_before_create: false,
@@ -347,10 +341,7 @@ pub(crate) mod tests {
         assert_eq!(a.serial, 0);
         assert_eq!(a.format_version, FORMAT_VERSION);
         assert_ne!(a.lineage, b.lineage);
-        assert_eq!(
-            uuid::Uuid::parse_str(&a.lineage).unwrap().get_version_num(),
-            4
-        );
+        assert_eq!(uuid::Uuid::parse_str(&a.lineage).unwrap().get_version_num(), 4);
         assert_eq!(a.next_release_number(), 1);
         assert!(a.is_empty());
     }
@@ -362,13 +353,9 @@ pub(crate) mod tests {
             Entry::Release(release(1, Outcome::InProgress)),
             Entry::Intent(intent("vpc", 1)),
             Entry::Put(resource("vpc", 1)),
-            Entry::Settle {
-                id: "vpc".to_owned(),
-            },
+            Entry::Settle { id: "vpc".to_owned() },
             Entry::Put(resource("subnet", 1)),
-            Entry::Remove {
-                id: "subnet".to_owned(),
-            },
+            Entry::Remove { id: "subnet".to_owned() },
             Entry::Release(release(1, Outcome::Succeeded)),
         ];
         state.replay(&entries);
@@ -404,10 +391,7 @@ pub(crate) mod tests {
 
     #[test]
     fn entries_are_tagged_by_op() {
-        let json = serde_json::to_value(Entry::Remove {
-            id: "vpc".to_owned(),
-        })
-        .unwrap();
+        let json = serde_json::to_value(Entry::Remove { id: "vpc".to_owned() }).unwrap();
         assert_eq!(json, json!({"op": "remove", "id": "vpc"}));
         let put = serde_json::to_value(Entry::Put(resource("vpc", 1))).unwrap();
         assert_eq!(put["op"], "put");
@@ -433,10 +417,7 @@ pub(crate) mod tests {
         a.apply(&Entry::Put(resource("a", 1)));
         let mut b = a.clone();
         b.resources = a.resources.clone().into_iter().rev().collect();
-        assert_eq!(
-            serde_json::to_string(&a).unwrap(),
-            serde_json::to_string(&b).unwrap()
-        );
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
         let text = serde_json::to_string(&a).unwrap();
         assert!(text.find("\"a\":").unwrap() < text.find("\"b\":").unwrap());
     }

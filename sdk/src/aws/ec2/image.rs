@@ -29,8 +29,17 @@ pub struct ImageOutputs {
 
 impl Image {
     /// Image `name` at `version`, registered from `source_image_id`.
-    pub fn new(name: &str, version: semver::Version, source_image_id: impl Into<Value<ImageId>>) -> Image {
-        Image { name: name.into(), version, source_image_id: source_image_id.into(), tags: Tags::new() }
+    pub fn new(
+        name: &str,
+        version: semver::Version,
+        source_image_id: impl Into<Value<ImageId>>,
+    ) -> Image {
+        Image {
+            name: name.into(),
+            version,
+            source_image_id: source_image_id.into(),
+            tags: Tags::new(),
+        }
     }
 
     /// Adds a tag.
@@ -42,8 +51,13 @@ impl Image {
 
     fn check(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            out.push(problem("name", format!("`{}`: an image name uses letters, digits and `-_.`", self.name)));
+        if self.name.is_empty()
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            out.push(problem(
+                "name",
+                format!("`{}`: an image name uses letters, digits and `-_.`", self.name),
+            ));
         }
         validate_tags("tags", &self.tags, &mut out);
         out

@@ -34,7 +34,10 @@ pub struct InstanceOutputs {
 
 impl Instance {
     /// An instance of `image_id` in `subnet_id`, on `t3.micro`.
-    pub fn new(image_id: impl Into<Value<ImageId>>, subnet_id: impl Into<Value<SubnetId>>) -> Instance {
+    pub fn new(
+        image_id: impl Into<Value<ImageId>>,
+        subnet_id: impl Into<Value<SubnetId>>,
+    ) -> Instance {
         Instance {
             image_id: image_id.into(),
             instance_type: "t3.micro".into(),
@@ -54,7 +57,10 @@ impl Instance {
 
     /// Adds security groups.
     #[must_use]
-    pub fn security_groups<S: Into<Value<SecurityGroupId>>>(mut self, groups: impl IntoIterator<Item = S>) -> Instance {
+    pub fn security_groups<S: Into<Value<SecurityGroupId>>>(
+        mut self,
+        groups: impl IntoIterator<Item = S>,
+    ) -> Instance {
         self.security_group_ids.extend(groups.into_iter().map(Into::into));
         self
     }

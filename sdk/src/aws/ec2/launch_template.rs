@@ -69,7 +69,10 @@ impl LaunchTemplate {
 
     /// Adds security groups.
     #[must_use]
-    pub fn security_groups<S: Into<Value<SecurityGroupId>>>(mut self, groups: impl IntoIterator<Item = S>) -> LaunchTemplate {
+    pub fn security_groups<S: Into<Value<SecurityGroupId>>>(
+        mut self,
+        groups: impl IntoIterator<Item = S>,
+    ) -> LaunchTemplate {
         self.security_group_ids.extend(groups.into_iter().map(Into::into));
         self
     }
@@ -100,7 +103,10 @@ impl LaunchTemplate {
         check_instance_type("instance_type", &self.instance_type, &mut out);
         check_image("image_id", &self.image_id, &mut out);
         if let Some(n) = &self.name {
-            if n.len() < 3 || n.len() > 128 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "()./_-".contains(c)) {
+            if n.len() < 3
+                || n.len() > 128
+                || !n.chars().all(|c| c.is_ascii_alphanumeric() || "()./_-".contains(c))
+            {
                 out.push(problem("name", format!("`{n}`: a template name has 3 to 128 characters among letters, digits and `()./_-`")));
             }
         }
@@ -119,16 +125,24 @@ pub(crate) fn check_instance_type(field: &str, t: &str, out: &mut Vec<Problem>) 
             && size.chars().all(|c| c.is_ascii_alphanumeric())
     });
     if !ok {
-        out.push(problem(field, format!("`{t}` is not an instance type; write one like `t3.small`")));
+        out.push(problem(
+            field,
+            format!("`{t}` is not an instance type; write one like `t3.small`"),
+        ));
     }
 }
 
 /// Checks a literal image id's shape (`ami-` and hex digits).
 pub(crate) fn check_image(field: &str, image: &Value<ImageId>, out: &mut Vec<Problem>) {
     if let Some(id) = image.literal() {
-        let ok = id.0.strip_prefix("ami-").is_some_and(|h| (8..=17).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()));
+        let ok = id.0.strip_prefix("ami-").is_some_and(|h| {
+            (8..=17).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit())
+        });
         if !ok {
-            out.push(problem(field, format!("`{id}` is not an image id; image ids look like `ami-0123456789abcdef0`")));
+            out.push(problem(
+                field,
+                format!("`{id}` is not an image id; image ids look like `ami-0123456789abcdef0`"),
+            ));
         }
     }
 }
@@ -141,6 +155,11 @@ mod tests {
     fn instance_type_and_image_are_checked() {
         let p = LaunchTemplate::new(ImageId::from("ubuntu")).instance_type("big").check();
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(LaunchTemplate::new(ImageId::from("ami-0123456789abcdef0")).instance_type("t3.small").check().is_empty());
+        assert!(
+            LaunchTemplate::new(ImageId::from("ami-0123456789abcdef0"))
+                .instance_type("t3.small")
+                .check()
+                .is_empty()
+        );
     }
 }

@@ -71,7 +71,10 @@ impl Vpc {
 
 fn check_prefix(field: &str, net: Ipv4Net, out: &mut Vec<Problem>) {
     if !(16..=28).contains(&net.prefix_len()) {
-        out.push(problem(field, format!("{net} has a /{} prefix; AWS allows /16 to /28", net.prefix_len())));
+        out.push(problem(
+            field,
+            format!("{net} has a /{} prefix; AWS allows /16 to /28", net.prefix_len()),
+        ));
     }
     if net.trunc() != net {
         out.push(problem(field, format!("{net} has host bits set; write {}", net.trunc())));
@@ -102,7 +105,11 @@ pub struct SubnetOutputs {
 
 impl Subnet {
     /// A subnet of `vpc_id` with `cidr_block` (inside the VPC's) in `availability_zone`.
-    pub fn new(vpc_id: impl Into<Value<VpcId>>, cidr_block: Ipv4Net, availability_zone: &str) -> Subnet {
+    pub fn new(
+        vpc_id: impl Into<Value<VpcId>>,
+        cidr_block: Ipv4Net,
+        availability_zone: &str,
+    ) -> Subnet {
         Subnet {
             vpc_id: vpc_id.into(),
             cidr_block,
@@ -132,7 +139,13 @@ impl Subnet {
         if self.availability_zone.is_empty()
             || !self.availability_zone.chars().last().is_some_and(|c| c.is_ascii_lowercase())
         {
-            out.push(problem("availability_zone", format!("`{}` is not an availability zone; write one like `eu-west-2a`", self.availability_zone)));
+            out.push(problem(
+                "availability_zone",
+                format!(
+                    "`{}` is not an availability zone; write one like `eu-west-2a`",
+                    self.availability_zone
+                ),
+            ));
         }
         validate_tags("tags", &self.tags, &mut out);
         out
@@ -215,19 +228,31 @@ pub struct RouteTableOutputs {
 impl RouteTable {
     /// An empty route table of `vpc_id`.
     pub fn new(vpc_id: impl Into<Value<VpcId>>) -> RouteTable {
-        RouteTable { vpc_id: vpc_id.into(), routes: Vec::new(), subnet_ids: Vec::new(), tags: Tags::new() }
+        RouteTable {
+            vpc_id: vpc_id.into(),
+            routes: Vec::new(),
+            subnet_ids: Vec::new(),
+            tags: Tags::new(),
+        }
     }
 
     /// Adds a route to `destination` through an internet gateway.
     #[must_use]
-    pub fn route(mut self, destination: Ipv4Net, gateway_id: impl Into<Value<InternetGatewayId>>) -> RouteTable {
+    pub fn route(
+        mut self,
+        destination: Ipv4Net,
+        gateway_id: impl Into<Value<InternetGatewayId>>,
+    ) -> RouteTable {
         self.routes.push(Route { destination, gateway_id: gateway_id.into() });
         self
     }
 
     /// Associates subnets.
     #[must_use]
-    pub fn subnets<S: Into<Value<SubnetId>>>(mut self, subnets: impl IntoIterator<Item = S>) -> RouteTable {
+    pub fn subnets<S: Into<Value<SubnetId>>>(
+        mut self,
+        subnets: impl IntoIterator<Item = S>,
+    ) -> RouteTable {
         self.subnet_ids.extend(subnets.into_iter().map(Into::into));
         self
     }

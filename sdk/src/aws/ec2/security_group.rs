@@ -185,7 +185,12 @@ impl SecurityGroup {
         }
         if let Some(n) = &self.name {
             if n.is_empty() || n.len() > 255 || n.starts_with("sg-") {
-                out.push(problem("name", format!("`{n}`: a group name has 1 to 255 characters and does not start with `sg-`")));
+                out.push(problem(
+                    "name",
+                    format!(
+                        "`{n}`: a group name has 1 to 255 characters and does not start with `sg-`"
+                    ),
+                ));
             }
         }
         for (i, r) in self.ingress.iter().enumerate() {
