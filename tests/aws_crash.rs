@@ -10,6 +10,14 @@
 //! group), changed from round to round by its inputs so that every apply has work to do: the
 //! image version (a new template version and a roll), the capacity (an update in place), and
 //! the VPC's CIDR block (the whole network replaced, create before destroy).
+//!
+//! Known engine bug this test can hit, rarely, when moto is busy (the whole `aws_` suite at
+//! once): a duplicate Auto Scaling group. The killed run's `CreateAutoScalingGroup` is still
+//! being processed when the next run looks its token up; it finds nothing, forgets the pending
+//! create and creates another group, and the first one is an orphan.
+//!
+//! Two deterministic tests below cover the deletes of old objects after an interrupted
+//! replacement (the deletes of one resource ran at once and undid each other's records).
 
 use std::fs::File;
 use std::io::BufRead as _;
@@ -23,15 +31,7 @@ use crate::aws_web::{Account, WEB_REGION, check_web};
 const KILLS: u32 = 8;
 
 /// Kills land at a random moment within this many milliseconds of the start of an apply.
-const WINDOW_MS: u64 = 1_300;
-
-/// Whether the crash test tolerates, after its final apply, old objects of replacements that
-/// the state still records although the cloud no longer has them (applying once more, which
-/// forgets them, before the checks). A known engine bug leaves them: two `delete old` steps of
-/// one resource run at once, each puts back the resource as it was before its call, and the
-/// last put restores the entry the other one removed. Set to `false` once the engine is fixed;
-/// the regression tests below fail until then.
-const TOLERATE_STALE_DEPOSED: bool = true;
+const WINDOW_MS: u64 = 2_000;
 
 /// The stack inputs of round `round`.
 fn vars(round: u32) -> [(&'static str, String); 3] {
@@ -90,8 +90,8 @@ fn sigkill_at_random_moments_on_moto_loses_nothing_and_duplicates_nothing() {
             .stderr(File::create(&log).expect("a log file"))
             .spawn()
             .expect("the stack program starts");
-        // An apply of a round on moto takes 0.5 to 1.3 s: the program starts, lists the images,
-        // reads the state's resources back, then works.
+        // An apply of a round on moto takes 0.3 to 2 s (more when moto is busy): the program
+        // starts, lists the images, reads the state's resources back, then works.
         let kill_at = Duration::from_millis(rng.u64(0..WINDOW_MS));
         let exited = loop {
             match child.try_wait().expect("the child's status") {
@@ -126,13 +126,6 @@ fn sigkill_at_random_moments_on_moto_loses_nothing_and_duplicates_nothing() {
     let final_args = args(round, &["apply", "--auto-approve"]);
     let final_args: Vec<&str> = final_args.iter().map(String::as_str).collect();
     account.run(&project, &final_args).expect_code(0);
-    let stale = stale_deposed(&account, &project);
-    if !stale.is_empty() && TOLERATE_STALE_DEPOSED {
-        eprintln!(
-            "KNOWN ENGINE BUG (see `an_interrupted_replacement_replaced_again_leaves_no_old_object_recorded`): the state records old objects the cloud no longer has: {stale:?}; applying once more"
-        );
-        account.run(&project, &final_args).expect_code(0);
-    }
     let vars = vars(round);
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let converged = check_web(&account, &project, &pairs, &images[&vars[0].1]);
@@ -196,7 +189,6 @@ fn interrupted_replacement(account: &Account, project: &Project, cidr: &str) {
 /// Two replacements of the network, the first interrupted: the second apply deletes both old
 /// networks, and the state must not record them any more.
 #[test]
-#[ignore = "engine bug: concurrent `delete old` steps of one resource lose each other's state update"]
 fn an_interrupted_replacement_replaced_again_leaves_no_old_object_recorded() {
     let account = Account::new("210000000003", WEB_REGION);
     let images = account.register_images("web", &["1.4.0"]);
@@ -219,7 +211,6 @@ fn an_interrupted_replacement_replaced_again_leaves_no_old_object_recorded() {
 /// `destroy` after an interrupted replacement: the current and the old objects of a resource
 /// are deleted at once, and the state must end empty.
 #[test]
-#[ignore = "engine bug: a `delete old` step puts back the resource that its `delete` removed"]
 fn destroy_after_an_interrupted_replacement_forgets_everything() {
     let account = Account::new("210000000005", WEB_REGION);
     account.register_images("web", &["1.4.0"]);
@@ -239,58 +230,4 @@ fn destroy_after_an_interrupted_replacement_forgets_everything() {
         .map(|r| format!("{} {} (+{} old)", r.id, r.physical_id, r.deposed.len()))
         .collect();
     assert!(left.is_empty(), "the state still records {left:?}\n{}", run.stdout);
-}
-
-#[test]
-fn scratch_kill_at_fleet_create() {
-    let delay: u64 = std::env::var("SCRATCH_DELAY").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let load = Account::new("229999999999", WEB_REGION);
-    let ec2 = load.ec2.clone();
-    for _ in 0..6 {
-        let ec2 = ec2.clone();
-        load.rt.spawn(async move {
-            loop {
-                let _ = ec2.describe_images().owners("amazon").send().await;
-            }
-        });
-    }
-    for i in 0..10 {
-        let account = Account::new(&format!("2200000000{i:02}"), WEB_REGION);
-        account.register_images("web", &["1.4.0", "1.5.0"]);
-        let project = Project::new(Program::Web);
-        let a = args(0, &["apply", "--auto-approve"]);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let mut cmd = project.command(&a);
-        account.env(&mut cmd);
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        for line in stderr.lines() {
-            let line = line.unwrap();
-            if line.contains("create fleet: started") {
-                std::thread::sleep(Duration::from_millis(delay));
-                child.kill().unwrap();
-                break;
-            }
-        }
-        child.wait().unwrap();
-        let st = project.state().unwrap();
-        eprintln!(
-            "{i}: pending {:?} fleet {:?}",
-            st.pending.keys().collect::<Vec<_>>(),
-            st.resources.get("fleet").map(|r| &r.physical_id)
-        );
-        let run = account.run(&project, &a);
-        eprintln!(
-            "{}",
-            run.stderr.lines().filter(|l| l.contains("adopt")).collect::<Vec<_>>().join("\n")
-        );
-        let seen = account.seen("web");
-        eprintln!(
-            "{i}: groups {:?}",
-            seen.of("aws:autoscaling:AutoScalingGroup")
-                .iter()
-                .map(|o| &o.physical)
-                .collect::<Vec<_>>()
-        );
-    }
 }

@@ -141,7 +141,8 @@ async fn an_expired_lease_is_broken() {
         matches!(next.lock("web", "apply").await, Err(Error::Locked { .. })),
         "the lease still runs"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Lease times are recorded to the second: wait out a whole extra second.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let taken = next.lock("web", "apply").await.unwrap();
     assert_ne!(taken.id, old.id);
     // The run that lost its lease finds out when it next writes or unlocks.
