@@ -25,7 +25,7 @@ case "${1:-}" in
       nohup moto_server -H 127.0.0.1 -p "$PORT" >"$DIR/moto-$PORT.log" 2>&1 &
       echo $! >"$PIDFILE"
       for _ in $(seq 1 100); do
-        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/data.json', timeout=1)" 2>/dev/null; then
+        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/', timeout=1)" 2>/dev/null; then
           break
         fi
         sleep 0.2

@@ -17,7 +17,10 @@ fn a_second_apply_fails_naming_the_lock_holder_and_the_state_stays_intact() {
         Settings::default()
             .boot_time(Duration::from_millis(100))
             .health_delay(Duration::from_millis(100))
-            .faults(Faults::default().latency(Duration::from_millis(60))),
+            // Slow enough that the first apply is still running when the other two commands
+            // below are done, however loaded the machine (calls of a second each: many
+            // seconds); sped up again once they are.
+            .faults(Faults::default().latency(Duration::from_secs(1))),
     );
     let lock = LocalStore::new(project.root()).lock_path(project.stack());
     let log = project.root().join("first.log");
@@ -57,6 +60,13 @@ fn a_second_apply_fails_naming_the_lock_holder_and_the_state_stays_intact() {
     destroy.expect_code(1);
     assert!(destroy.stderr.contains(&holder), "{}", destroy.stderr);
 
+    // The first apply, undisturbed, goes on at full speed (the local cloud rereads its
+    // settings at every call).
+    project.set_settings(
+        Settings::default()
+            .boot_time(Duration::from_millis(100))
+            .health_delay(Duration::from_millis(100)),
+    );
     let status = first.wait().unwrap();
     assert!(
         status.success(),

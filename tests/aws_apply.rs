@@ -57,14 +57,19 @@ async fn a_stack_applies_rolls_and_destroys_on_moto() {
         .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
         .build();
     s3.create_bucket()
-        .bucket("graven-e2e")
+        .bucket(moto::bucket_name("graven-e2e"))
         .create_bucket_configuration(location)
         .send()
         .await
         .unwrap();
     let provider = moto::provider(region).await;
     let store = Arc::new(
-        S3Store::from_url_with("s3://graven-e2e/state", &moto::config(region)).await.unwrap(),
+        S3Store::from_url_with(
+            &format!("s3://{}/state", moto::bucket_name("graven-e2e")),
+            &moto::config(region),
+        )
+        .await
+        .unwrap(),
     );
     let engine = Engine::with_options(
         Arc::new(provider.clone()) as Arc<dyn Provider>,

@@ -11,19 +11,23 @@ use graven::state::{Entry, Intent, State, Store};
 
 use crate::support::moto;
 
-async fn store(region: &str, bucket: &str) -> S3Store {
+/// A store in this run's bucket `base` ([`moto::bucket_name`]).
+async fn store(region: &str, base: &str) -> S3Store {
+    let bucket = moto::bucket_name(base);
     S3Store::from_url_with(&format!("s3://{bucket}/teams/web/"), &moto::config(region))
         .await
         .expect("a store")
 }
 
-async fn bucket(region: &str, name: &str) {
+/// Creates this run's bucket `base`.
+async fn bucket(region: &str, base: &str) {
+    let name = moto::bucket_name(base);
     let s3 = moto::s3(region).await;
     let config = aws_sdk_s3::types::CreateBucketConfiguration::builder()
         .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
         .build();
     s3.create_bucket()
-        .bucket(name)
+        .bucket(&name)
         .create_bucket_configuration(config)
         .send()
         .await
@@ -45,7 +49,10 @@ async fn state_round_trips_with_conditional_writes() {
     bucket(region, "graven-state-rt").await;
     let a = store(region, "graven-state-rt").await;
     let b = store(region, "graven-state-rt").await;
-    assert_eq!(a.describe("web"), "`s3://graven-state-rt/teams/web/web.json`");
+    assert_eq!(
+        a.describe("web"),
+        format!("`s3://{}/teams/web/web.json`", moto::bucket_name("graven-state-rt"))
+    );
 
     assert!(a.load("web").await.unwrap().is_none());
     let mut state = State::new("web");
@@ -83,8 +90,13 @@ async fn state_round_trips_with_conditional_writes() {
 
     // The object is the local store's format: checksummed and decodable.
     let s3 = moto::s3(region).await;
-    let object =
-        s3.get_object().bucket("graven-state-rt").key("teams/web/web.json").send().await.unwrap();
+    let object = s3
+        .get_object()
+        .bucket(moto::bucket_name("graven-state-rt"))
+        .key("teams/web/web.json")
+        .send()
+        .await
+        .unwrap();
     let bytes = object.body.collect().await.unwrap().into_bytes();
     let decoded = graven::state::decode(&bytes, std::path::Path::new("web.json")).unwrap();
     assert_eq!(decoded.serial, 13);
@@ -134,16 +146,25 @@ async fn one_run_holds_the_lock() {
 async fn an_expired_lease_is_broken() {
     let region = moto::region();
     bucket(region, "graven-state-lease").await;
-    let dead = store(region, "graven-state-lease").await.lease(Duration::from_secs(1));
+    let dead = store(region, "graven-state-lease").await.lease(Duration::from_secs(2)); // recorded to the second: at least 1 s left
     let next = store(region, "graven-state-lease").await;
     let old = dead.lock("web", "apply").await.unwrap();
     assert!(
         matches!(next.lock("web", "apply").await, Err(Error::Locked { .. })),
         "the lease still runs"
     );
-    // Lease times are recorded to the second: wait out a whole extra second.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    let taken = next.lock("web", "apply").await.unwrap();
+    // The lease runs out on the wall clock (recorded to the second): try until it is broken,
+    // however slow or fast the machine, and never before the lease's second is over.
+    let asked = std::time::Instant::now();
+    let taken = loop {
+        match next.lock("web", "apply").await {
+            Ok(taken) => break taken,
+            Err(Error::Locked { .. }) if asked.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the expired lease was not broken within 60 s: {e}"),
+        }
+    };
     assert_ne!(taken.id, old.id);
     // The run that lost its lease finds out when it next writes or unlocks.
     let err = dead.record("web", &intent("vpc")).await.unwrap_err();

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Instant;
 
-use aws_sdk_ec2::config::ProvideCredentials as _;
 use aws_sdk_ec2::types::InstanceStateName;
 use graven::provider::tags;
 use serde_json::Value as Json;
@@ -98,22 +97,17 @@ pub struct Account {
 }
 
 impl Account {
-    /// Account `id` (12 digits) in `region`, reached with credentials from moto's STS.
-    pub fn new(id: &str, region: &'static str) -> Account {
+    /// This run's moto account number `n` ([`moto::account`]) in `region`, reached with
+    /// credentials from moto's STS.
+    pub fn new(n: u32, region: &'static str) -> Account {
+        let id = moto::account(n);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
         let (ec2, asg, credentials) = rt.block_on(async {
-            let base = moto::sdk(region).await;
-            let role = format!("arn:aws:iam::{id}:role/graven-tests");
-            let assumed = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name("graven-tests")
-                .configure(&base)
-                .build()
-                .await;
-            let credentials = assumed.provide_credentials().await.expect("AssumeRole on moto");
+            let credentials = moto::credentials_for(&id, region).await;
             let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new(region))
                 .endpoint_url(moto::endpoint())
@@ -540,7 +534,7 @@ pub fn recorded(project: &Project) -> BTreeMap<String, String> {
 #[test]
 fn the_web_example_applies_rolls_and_destroys_on_moto_through_its_command_line() {
     let started = Instant::now();
-    let account = Account::new("210000000001", WEB_REGION);
+    let account = Account::new(1, WEB_REGION);
     let images = account.register_images("web", &["1.4.0", "1.5.0"]);
     let project = Project::new(Program::Web);
     let aws = ["--target", "aws"];

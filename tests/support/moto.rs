@@ -7,8 +7,12 @@
 //! input closes. The binary holds that pipe in a static, so moto goes when the test process
 //! exits, however it exits (a panic, an abort, a kill).
 //!
-//! Isolation: every test takes its own region ([`region`]), and moto keeps regions apart, so
-//! tests run in parallel without resetting the server.
+//! Isolation: every run of the test binary acts in moto accounts of its own ([`account`]: a
+//! random run number, then the test's number), so a second run against a long-lived
+//! `moto_server` never meets what the first left; within a run, every test takes its own region
+//! ([`region`]) or account, and moto keeps both apart, so tests run in parallel without
+//! resetting the server. S3 bucket names are global across accounts: [`bucket_name`] adds the
+//! run number.
 
 #![allow(dead_code)] // each test module uses part of the harness
 
@@ -84,7 +88,7 @@ fn http(endpoint: &str, method: &str, path: &str) -> std::io::Result<(u16, Strin
 fn wait_until_up(endpoint: &str) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
-        if http(endpoint, "GET", "/moto-api/data.json").is_ok_and(|(s, _)| s == 200) {
+        if http(endpoint, "GET", "/moto-api/").is_ok_and(|(s, _)| s == 200) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -162,12 +166,71 @@ pub fn region() -> &'static str {
         .unwrap_or_else(|| panic!("more than {} aws tests: add regions to the list", REGIONS.len()))
 }
 
-/// The provider's configuration for moto in `region`: dummy credentials, fast polling.
+/// This run's number: six random digits, drawn once per test binary.
+pub fn run() -> u32 {
+    static RUN: OnceLock<u32> = OnceLock::new();
+    *RUN.get_or_init(|| fastrand::u32(100_000..1_000_000))
+}
+
+/// The id of this run's moto account number `n` (12 digits: the run, then `n`). Account 0 is
+/// the one [`config`], [`sdk`] and the clients below act in.
+pub fn account(n: u32) -> String {
+    format!("{:06}{n:06}", run())
+}
+
+/// An S3 bucket name of this run (bucket names are global across accounts).
+pub fn bucket_name(base: &str) -> String {
+    format!("{base}-{}", run())
+}
+
+/// Temporary credentials that act in account `id`, from moto's STS (`AssumeRole` into
+/// `arn:aws:iam::<id>:role/graven-tests`).
+pub async fn credentials_for(id: &str, region: &str) -> aws_sdk_ec2::config::Credentials {
+    use aws_sdk_ec2::config::ProvideCredentials as _;
+    let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await;
+    let role = format!("arn:aws:iam::{id}:role/graven-tests");
+    aws_config::sts::AssumeRoleProvider::builder(role)
+        .session_name("graven-tests")
+        .configure(&base)
+        .build()
+        .await
+        .provide_credentials()
+        .await
+        .expect("AssumeRole on moto")
+}
+
+/// The credentials of this run's account 0 (fetched once, on a thread of their own so that any
+/// caller, async or not, can ask).
+fn credentials() -> &'static aws_sdk_ec2::config::Credentials {
+    static CREDENTIALS: OnceLock<aws_sdk_ec2::config::Credentials> = OnceLock::new();
+    CREDENTIALS.get_or_init(|| {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(credentials_for(&account(0), "us-east-1"))
+        })
+        .join()
+        .expect("the credentials thread")
+    })
+}
+
+/// The provider's configuration for moto in `region`, in this run's account 0: fast polling.
 pub fn config(region: &str) -> Config {
+    let c = credentials();
     Config::default()
         .region(region)
         .endpoint_url(endpoint())
-        .static_credentials("testing", "testing")
+        .static_credentials(c.access_key_id(), c.secret_access_key())
+        .session_token(c.session_token().unwrap_or_default())
         .poll_interval(Duration::from_millis(50))
         .wait_timeout(Duration::from_secs(30))
 }
@@ -177,14 +240,13 @@ pub async fn provider(region: &str) -> AwsProvider {
     AwsProvider::new(&config(region)).await.expect("a provider")
 }
 
-/// The SDK's configuration for moto in `region`, for tests that check with the SDK directly.
+/// The SDK's configuration for moto in `region` and this run's account 0, for tests that check
+/// with the SDK directly.
 pub async fn sdk(region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint())
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
+        .credentials_provider(credentials().clone())
         .load()
         .await
 }

@@ -294,8 +294,14 @@ impl Engine {
                 self.record(state, Entry::Put(r)).await?;
                 self.emit(Event::Adopted { id: intent.id.clone(), physical_id: o.physical_id });
                 adopted.push(intent.id.clone());
+                self.record(state, Entry::Settle { id: intent.id.clone() }).await?;
+            } else {
+                // Not found: the create failed, or it is still being processed by the cloud
+                // (the run died just after sending it). The next create of the resource sends
+                // the same token, so the cloud returns or refuses the first one.
+                let entry = Entry::Abandon { id: intent.id.clone(), token: intent.token.clone() };
+                self.record(state, entry).await?;
             }
-            self.record(state, Entry::Settle { id: intent.id.clone() }).await?;
         }
         Ok(adopted)
     }
@@ -637,7 +643,9 @@ fn missing(id: &str) -> Error {
 
 async fn create(shared: &Shared, id: &str, work: &mut Work) -> Result<()> {
     let (change, resolved) = work.take()?;
-    let token = uuid::Uuid::new_v4().simple().to_string();
+    let token = shared
+        .snapshot(|s| s.retry_tokens.get(id).cloned())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     shared
         .record(Entry::Intent(Intent {
             id: id.to_owned(),

@@ -129,23 +129,9 @@ fn read_holder(path: &Path) -> Result<Holder> {
     }
 }
 
-/// Reads the lock at `path`, waiting briefly if it is being written.
-fn read_settled(path: &Path) -> Result<Holder> {
-    let mut holder = read_holder(path)?;
-    for _ in 0..5 {
-        if !matches!(holder, Holder::Unreadable(_)) {
-            break;
-        }
-        // Created but not yet written by a run that is taking it right now.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        holder = read_holder(path)?;
-    }
-    Ok(holder)
-}
-
 /// The lock at `path`, if any; a damaged lock file is described by [`LockInfo::damaged`].
 pub(crate) fn read(path: &Path) -> Result<Option<LockInfo>> {
-    match read_settled(path)? {
+    match read_holder(path)? {
         Holder::None => Ok(None),
         Holder::Lock(info) | Holder::Unreadable(info) => Ok(Some(info)),
     }
@@ -158,20 +144,36 @@ pub(crate) fn acquire(path: &Path, stack: &str, operation: &str) -> Result<LockI
         .map_err(|source| Error::Serialize { what: "the lock".to_owned(), source })?;
     // Each round either takes the lock, fails, or removes a lock that vanished or was stale;
     // a few rounds are enough unless other runs keep racing for it.
+    //
+    // The lock is written whole to a file of this run's own, then linked to its name: a link
+    // fails if the name exists, so taking it is atomic, and nobody ever sees a lock file that
+    // is still being written (an empty or half-written lock is damage, not a race).
+    let fresh = PathBuf::from(format!("{}.{}.new", path.display(), info.id));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&fresh)
+            .map_err(|e| Error::io("cannot create the lock", &fresh, e))?;
+        if let Err(e) = file.write_all(&body).and_then(|()| file.sync_all()) {
+            let _ = fs::remove_file(&fresh);
+            return Err(Error::io("cannot write the lock", &fresh, e));
+        }
+    }
+    let taken = take(path, &fresh, stack);
+    let _ = fs::remove_file(&fresh);
+    taken.map(|()| info)
+}
+
+/// Links the written lock `fresh` to `path`, breaking a stale lock first if need be.
+fn take(path: &Path, fresh: &Path, stack: &str) -> Result<()> {
     for _ in 0..5 {
-        match OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(mut file) => {
-                let written = file.write_all(&body).and_then(|()| file.sync_all());
-                if let Err(e) = written {
-                    let _ = fs::remove_file(path);
-                    return Err(Error::io("cannot write the lock", path, e));
-                }
-                return Ok(info);
-            }
+        match fs::hard_link(fresh, path) {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io("cannot create the lock", path, e)),
         }
-        match read_settled(path)? {
+        match read_holder(path)? {
             Holder::None => {}
             Holder::Lock(holder) if holder.is_stale() => break_stale(path, &holder)?,
             Holder::Lock(holder) | Holder::Unreadable(holder) => {
@@ -215,7 +217,7 @@ fn break_stale(path: &Path, stale: &LockInfo) -> Result<()> {
 
 /// Removes the lock at `path` if it is `lock`.
 pub(crate) fn release(path: &Path, stack: &str, lock: &LockInfo) -> Result<()> {
-    let message = match read_settled(path)? {
+    let message = match read_holder(path)? {
         Holder::Lock(holder) if holder.id == lock.id => {
             return fs::remove_file(path).map_err(|e| Error::io("cannot remove the lock", path, e));
         }

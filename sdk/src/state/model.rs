@@ -40,6 +40,12 @@ pub struct State {
     /// The releases, oldest first.
     #[serde(default)]
     pub releases: Vec<ReleaseRecord>,
+    /// Tokens of pending creates that the next run did not find, by logical id: the next
+    /// create of the resource sends the same token again, so that a create still in flight at
+    /// the cloud when its run died (found by nobody yet) is adopted or refused as a duplicate,
+    /// never made twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retry_tokens: BTreeMap<String, String>,
 }
 
 /// One resource as it was last applied.
@@ -187,6 +193,14 @@ pub enum Entry {
     },
     /// A release started, progressed or ended: insert or replace it by number.
     Release(ReleaseRecord),
+    /// A pending create was not found: forget the intent, and keep its token for the next
+    /// create of the resource (see [`State::retry_tokens`]).
+    Abandon {
+        /// The logical id of the resource.
+        id: String,
+        /// The token of the create that was not found.
+        token: String,
+    },
 }
 
 impl State {
@@ -200,6 +214,7 @@ impl State {
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
             releases: Vec::new(),
+            retry_tokens: BTreeMap::new(),
         }
     }
 
@@ -242,6 +257,7 @@ impl State {
     pub fn apply_owned(&mut self, entry: Entry) {
         match entry {
             Entry::Put(resource) => {
+                self.retry_tokens.remove(&resource.id);
                 self.resources.insert(resource.id.clone(), resource);
             }
             Entry::Remove { id } => {
@@ -252,6 +268,10 @@ impl State {
             }
             Entry::Settle { id } => {
                 self.pending.remove(&id);
+            }
+            Entry::Abandon { id, token } => {
+                self.pending.remove(&id);
+                self.retry_tokens.insert(id, token);
             }
             Entry::Release(record) => {
                 match self.releases.binary_search_by_key(&record.number, |r| r.number) {

@@ -76,6 +76,7 @@ pub struct Config {
     region: Option<String>,
     endpoint_url: Option<String>,
     credentials: Option<(String, String)>,
+    session_token: Option<String>,
     profile: Option<String>,
     max_attempts: Option<u32>,
     poll_interval: Duration,
@@ -88,6 +89,7 @@ impl Default for Config {
             region: None,
             endpoint_url: None,
             credentials: None,
+            session_token: None,
             profile: None,
             max_attempts: None,
             poll_interval: Duration::from_secs(5),
@@ -117,6 +119,13 @@ impl Config {
         secret_access_key: impl Into<String>,
     ) -> Self {
         self.credentials = Some((access_key_id.into(), secret_access_key.into()));
+        self
+    }
+
+    /// The session token that goes with temporary [`Config::static_credentials`] (from STS);
+    /// an empty token is none.
+    pub fn session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(token.into()).filter(|t| !t.is_empty());
         self
     }
 
@@ -161,7 +170,7 @@ impl Config {
             loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
                 key.clone(),
                 secret.clone(),
-                None,
+                self.session_token.clone(),
                 None,
                 "graven-static",
             ));
@@ -498,7 +507,18 @@ impl Provider for AwsProvider {
             AUTO_SCALING_GROUP => autoscaling::create(self, request).await,
             other => Err(unknown_kind(other)),
         };
-        result.map_err(errors::after_create)
+        match result {
+            // A create sent again with the token of a create whose run died (see
+            // `State::retry_tokens`): the name Graven generates from the token is taken, by the
+            // first create, which the cloud finished after all. Adopt it.
+            Err(e) if e.code.contains("AlreadyExists") || e.code.ends_with(".Duplicate") => {
+                match self.find_by_token(request.kind, request.token).await {
+                    Ok(Some(found)) => Ok(found),
+                    _ => Err(errors::after_create(e)),
+                }
+            }
+            other => other.map_err(errors::after_create),
+        }
     }
 
     async fn read(
